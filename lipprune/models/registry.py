@@ -1,0 +1,73 @@
+"""Model registry and the functional `Model` wrapper every other layer uses.
+
+A `Model` pairs a flax linen module with two pure functions:
+
+  params, model_state = model.init(key, sample_x)
+  logits, new_model_state = model.apply(params, model_state, x, train=..., key=...)
+
+`model_state` holds every non-parameter collection (e.g. ``{'batch_stats': ...}``); it is ``{}`` for
+models without batch norm. With ``train=True`` batch statistics are updated and returned; with
+``train=False`` the input ``model_state`` is returned unchanged. ``key`` feeds dropout and is only
+needed when ``train=True`` and the model has dropout.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+  """Decorator: registers a factory ``f(num_classes, **kwargs) -> nn.Module`` under ``name``."""
+
+  def wrap(factory):
+    if name in _REGISTRY:
+      raise ValueError(f"model {name!r} registered twice")
+    _REGISTRY[name] = factory
+    return factory
+
+  return wrap
+
+
+def names() -> list[str]:
+  """Sorted names of every registered model."""
+  from lipprune.models import zoo  # noqa: F401  (registers the built-in models)
+  return sorted(_REGISTRY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A flax module viewed as a pair of pure functions (init, apply)."""
+
+  module: nn.Module
+  name: str = ""
+
+  def init(self, key: jax.Array, sample_x: jax.Array) -> tuple[Any, dict]:
+    params_key, dropout_key = jax.random.split(key)
+    variables = self.module.init({"params": params_key, "dropout": dropout_key}, sample_x, train=False)
+    variables = dict(variables)
+    params = variables.pop("params")
+    return params, variables
+
+  def apply(self, params, model_state, x, *, train: bool, key: jax.Array | None = None):
+    variables = {"params": params, **model_state}
+    rngs = {"dropout": key} if key is not None else None
+    if train and model_state:
+      logits, updates = self.module.apply(variables, x, train=True, rngs=rngs, mutable=list(model_state))
+      return logits, {**model_state, **dict(updates)}
+    return self.module.apply(variables, x, train=train, rngs=rngs), model_state
+
+
+def create(name: str, num_classes: int, **kwargs) -> Model:
+  """Builds the registered model ``name`` with ``num_classes`` outputs.
+
+  Raises ValueError naming the allowed models when ``name`` is unknown.
+  """
+  allowed = names()
+  if name not in allowed:
+    raise ValueError(f"unknown model {name!r}; expected one of {allowed}")
+  return Model(_REGISTRY[name](num_classes=num_classes, **kwargs), name=name)
