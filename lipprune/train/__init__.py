@@ -1,0 +1,7 @@
+"""Functional training engine: state, pure steps, schedules, data parallelism, checkpoints."""
+from lipprune.train.losses import accuracy, cross_entropy, weighted_mean
+from lipprune.train.masking import apply_masks
+from lipprune.train.optimizers import direction, schedule
+from lipprune.train.parallel import make_mesh, replicate, shard_batch
+from lipprune.train.state import TrainState
+from lipprune.train.step import make_eval_step, make_train_step
