@@ -1,0 +1,71 @@
+"""Shared pieces of the absl entry points: config validation, workdirs, multi-process setup."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import jax
+from absl import logging
+
+from lipprune.train import io
+
+
+def validate_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
+  """Raises ValueError naming ``field``, the bad ``value`` and the allowed values."""
+  allowed = list(allowed)
+  if value not in allowed:
+    raise ValueError(f"config.{field}={value!r} is not valid; expected one of {allowed}")
+
+
+def validate_positive(field: str, value, allow_zero: bool = False) -> None:
+  ok = value >= 0 if allow_zero else value > 0
+  if not ok:
+    raise ValueError(f"config.{field}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def validate_range(field: str, value, low, high) -> None:
+  if not low <= value <= high:
+    raise ValueError(f"config.{field}={value!r} must lie in [{low}, {high}]")
+
+
+def prepare_workdir(workdir: str, config) -> None:
+  """Creates ``workdir`` and writes ``config.json``. On a rerun the saved config must match (a
+  changed config in a resumed workdir would silently mix two experiments)."""
+  if not workdir:
+    raise ValueError("--workdir is required: the directory for checkpoints, metrics and results")
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  new = io._jsonable(config)
+  if os.path.exists(path):
+    old = io.read_json(path)
+    if old != new:
+      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      raise ValueError(
+          f"{workdir} holds a run with a different config (fields {changed}); use a new --workdir "
+          "or delete the old one")
+    return
+  if jax.process_index() == 0:
+    io.write_json(path, new)
+
+
+def maybe_initialize_distributed() -> None:
+  """Calls ``jax.distributed.initialize()`` when launched as one process of several.
+
+  Detected from the environment that Cloud TPU, Slurm and ``jax.distributed`` set up: explicit
+  ``JAX_COORDINATOR_ADDRESS`` + ``JAX_NUM_PROCESSES`` + ``JAX_PROCESS_ID``; Slurm with more than
+  one task; TPU pod slices (``TPU_WORKER_HOSTNAMES`` listing several workers).
+  """
+  env = os.environ
+  explicit = "JAX_COORDINATOR_ADDRESS" in env and int(env.get("JAX_NUM_PROCESSES", "1")) > 1
+  slurm = int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in env
+  tpu_pod = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+  if not (explicit or slurm or tpu_pod):
+    return
+  if explicit:
+    jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
+                               num_processes=int(env["JAX_NUM_PROCESSES"]),
+                               process_id=int(env["JAX_PROCESS_ID"]))
+  else:
+    jax.distributed.initialize()
+  logging.info("jax.distributed: process %d of %d, %d global devices", jax.process_index(),
+               jax.process_count(), jax.device_count())

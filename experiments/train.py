@@ -1,0 +1,136 @@
+r"""Train one model: the foundation job.
+
+  python -m experiments.train --config=experiments/configs/mnist5k_mlp.py --workdir=/tmp/run
+  python -m experiments.train --config=experiments/configs/cifar10_resnet20.py \
+      --config.data_dir=~/tensorflow_datasets --workdir=/tmp/r20
+
+The workdir receives config.json, metrics.jsonl, checkpoints/ and results.json. Rerunning the same
+command resumes from the last checkpoint; a finished run only reports its results again.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments import common
+from lipprune import data as data_lib
+from lipprune import models
+from lipprune import train as train_lib
+from lipprune.data import augment as augment_lib
+from lipprune.train import io, optimizers
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+
+
+def validate_config(config) -> None:
+  """Checks every name and value before any compute; errors name the field and allowed values."""
+  common.validate_choice("dataset", config.dataset, data_lib.NAMES)
+  common.validate_choice("model", config.model, models.names())
+  common.validate_choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
+  common.validate_choice("lr_schedule", config.lr_schedule, optimizers.SCHEDULES)
+  common.validate_choice("augment", config.augment, augment_lib.AUGMENTATIONS)
+  common.validate_positive("batch_size", config.batch_size)
+  common.validate_positive("num_epochs", config.num_epochs)
+  common.validate_positive("learning_rate", config.learning_rate)
+  common.validate_positive("weight_decay", config.weight_decay, allow_zero=True)
+  common.validate_range("momentum", config.momentum, 0.0, 1.0)
+  common.validate_positive("validation_size", config.get("validation_size", 0), allow_zero=True)
+
+
+def load_data(config):
+  """(train, test) Datasets; with ``validation_size > 0`` that many test examples are held out
+  and the remainder is the reported test set (Renda et al. hold out 2,000 CIFAR-10 test images)."""
+  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  train_ds = data_lib.load(config.dataset, "train", **kwargs)
+  test_ds = data_lib.load(config.dataset, "test", **kwargs)
+  if config.get("validation_size", 0):
+    test_ds, _ = data_lib.holdout(test_ds, config.validation_size, config.seed)
+  return train_ds, test_ds
+
+
+def build_optimizer(config, steps_per_epoch: int):
+  """(tx, schedule, num_steps) from the config; epochs in the config become steps here."""
+  num_steps = int(config.num_epochs * steps_per_epoch)
+  tx = optimizers.direction(config.optimizer, momentum=config.momentum, nesterov=config.nesterov,
+                            weight_decay=config.weight_decay)
+  sched = optimizers.schedule(
+      config.lr_schedule, base_lr=config.learning_rate, total_steps=num_steps,
+      warmup_steps=int(config.get("warmup_epochs", 0) * steps_per_epoch),
+      boundaries=tuple(int(e * steps_per_epoch) for e in config.get("lr_boundaries_epochs", ())),
+      decay_factor=config.get("lr_decay_factor", 0.1))
+  return tx, sched, num_steps
+
+
+def build(config, train_ds, key):
+  """The model, the initial TrainState and the optimizer pieces of a config."""
+  model = models.create(config.model, train_ds.num_classes, **config.get("model_kwargs", {}))
+  params, model_state = model.init(key, train_ds.x[:1])
+  spe = data_lib.steps_per_epoch(len(train_ds), config.batch_size)
+  tx, sched, num_steps = build_optimizer(config, spe)
+  state = train_lib.TrainState.create(params, model_state, tx)
+  return model, state, tx, sched, num_steps
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming if possible) and returns the final metrics."""
+  validate_config(config)
+  common.prepare_workdir(workdir, config)
+  results_path = os.path.join(workdir, "results.json")
+  if os.path.exists(results_path):
+    logging.info("%s is finished; results: %s", workdir, results_path)
+    return io.read_json(results_path)
+
+  train_ds, test_ds = load_data(config)
+  root = jax.random.key(config.seed)
+  init_key, run_key = jax.random.split(root)
+  model, state, tx, sched, num_steps = build(config, train_ds, init_key)
+  mesh = train_lib.make_mesh()
+  loss_fn = train_lib.cross_entropy(model, label_smoothing=config.get("label_smoothing", 0.0))
+  step = jax.jit(train_lib.make_train_step(loss_fn, tx, sched,
+                                           preprocess=augment_lib.make_augment(config.augment)),
+                 donate_argnums=0)
+  test_arrays = test_ds.arrays()
+
+  def eval_fn(s):
+    return train_lib.evaluate(model, s.params, s.model_state, test_arrays,
+                              batch_size=config.eval_batch_size, mesh=mesh)
+
+  state = train_lib.train(
+      state, step, train_ds.arrays(), batch_size=config.batch_size, num_steps=num_steps,
+      key=run_key, mesh=mesh, ckpt_dir=os.path.join(workdir, "checkpoints"),
+      checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+      metrics_path=os.path.join(workdir, "metrics.jsonl"), eval_fn=eval_fn,
+      eval_every=config.eval_every, stop_after=config.get("stop_after_steps") or None)
+  if int(jax.device_get(state.step)) < num_steps:
+    logging.info("stopped at step %d of %d (stop_after_steps)", int(state.step), num_steps)
+    return {}
+  train_eval = train_lib.evaluate(model, state.params, state.model_state, train_ds.arrays(),
+                                  batch_size=config.eval_batch_size, mesh=mesh)
+  test_eval = eval_fn(state)
+  results = {"dataset": config.dataset, "model": config.model, "steps": num_steps,
+             "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
+             "train_accuracy": train_eval["accuracy"], "train_loss": train_eval["loss"],
+             "test_accuracy": test_eval["accuracy"], "test_loss": test_eval["loss"]}
+  if jax.process_index() == 0:
+    io.write_json(results_path, results)
+  logging.info("results: %s", results)
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  common.maybe_initialize_distributed()
+  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print({k: v for k, v in results.items()})
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
