@@ -33,10 +33,10 @@ class LotteryConvNet(nn.Module):
   ``[conv3x3 - ReLU - conv3x3 - ReLU - maxpool2] x (K/2)`` then ``FC 256 - ReLU - FC 256 - ReLU -
   FC C``. With widths ``w_i``, ``w_0 = 3`` input channels and a ``32 / 2^(K/2)``-sided final map
   ``s``, the parameter count is ``sum_i (9 w_{i-1} + 1) w_i + (s^2 w_K + 1) 256 + 257 * 256 +
-  257 * C``: 4,301,642 / 2,425,930 / 2,262,602 for K = 2/4/6 and C = 10. These match the paper's
-  per-part counts (conv 38K / 260K / 1.1M, FC 4.1M / 2.1M / 1.1M); its 1.7M total for Conv-6 does not
-  equal the sum of its own parts. ``dropout_rate`` (default 0) applies dropout after each hidden FC
-  layer, as in the paper's dropout experiments.
+  257 * C``: 4,301,642 / 2,425,930 / 2,262,602 for K = 2/4/6 and C = 10. These match the
+  paper's per-part counts (conv 38K / 260K / 1.1M, FC 4.1M / 2.1M / 1.1M); its 1.7M total for
+  Conv-6 does not equal the sum of its own parts. ``dropout_rate`` (default 0) applies dropout
+  after each hidden FC layer, as in the paper's dropout experiments.
   """
 
   num_classes: int
@@ -99,7 +99,8 @@ def _lottery(depth: int):
                           dtype=dtype)
 
   factory.__name__ = f"conv{depth}"
-  factory.__doc__ = f"Conv-{depth} of Frankle & Carbin (2019); ``widths`` overrides the conv widths."
+  factory.__doc__ = (f"Conv-{depth} of Frankle & Carbin (2019); ``widths`` overrides the conv "
+                     "widths.")
   return factory
 
 

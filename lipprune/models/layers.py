@@ -24,7 +24,7 @@ dense_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 def conv(features: int, kernel: int, *, name: str, strides: int = 1, use_bias: bool = False,
-         padding: str = "SAME", dtype: Dtype = jnp.float32) -> nn.Conv:
+         padding: Any = "SAME", dtype: Dtype = jnp.float32) -> nn.Conv:
   """A square ``kernel x kernel`` convolution with He fan-out init."""
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
                  use_bias=use_bias, kernel_init=conv_init, dtype=dtype, param_dtype=jnp.float32,

@@ -24,8 +24,9 @@ outputs, and hence option A's identity shortcuts, untouched.
 Layer names: ``stem_conv``, ``stem_bn``, ``block_{i}`` for ``i = 0 .. 3n-1`` (global index), each
 holding ``conv_0``, ``bn_0``, ``conv_1``, ``bn_1`` and, for option B in blocks that change shape
 (``block_n`` and ``block_2n``), ``shortcut_conv`` and ``shortcut_bn``; ``head``.
-``inner_widths[i]`` is the number of filters of ``block_{i}/conv_0`` (and of ``bn_0`` and input channels of ``conv_1``): the channels that
-Li et al. (2017) prune inside residual blocks, so a pruned net can be rebuilt physically smaller.
+``inner_widths[i]`` is the number of filters of ``block_{i}/conv_0`` (hence the size of ``bn_0``
+and the input channels of ``conv_1``): the channels that Li et al. (2017) prune inside residual
+blocks, so a pruned net can be rebuilt physically smaller.
 """
 from __future__ import annotations
 

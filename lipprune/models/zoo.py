@@ -14,4 +14,6 @@ params stay float32, logits come back float32). Shared conventions: `lipprune.mo
 """
 from lipprune.models import convnets  # noqa: F401
 from lipprune.models import resnet_cifar  # noqa: F401
+from lipprune.models import resnet_imagenet  # noqa: F401
 from lipprune.models import simple  # noqa: F401
+from lipprune.models import wrn  # noqa: F401
