@@ -36,7 +36,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, schedul
     lr = schedule(state.step)
     updates = apply_masks(jax.tree.map(lambda u: -lr * u, updates), state.masks)
     params = apply_masks(optax.apply_updates(state.params, updates), state.masks)
-    metrics = {"loss": loss, "lr": lr, "grad_norm": optax.global_norm(grads), **aux.get("metrics", {})}
+    metrics = {"loss": loss, "lr": lr, "grad_norm": optax.tree.norm(grads), **aux.get("metrics", {})}
     new_state = state.replace(step=state.step + 1, params=params, model_state=aux["model_state"],
                               opt_state=opt_state)
     return new_state, metrics
