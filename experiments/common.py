@@ -28,9 +28,14 @@ def validate_range(field: str, value, low, high) -> None:
     raise ValueError(f"config.{field}={value!r} must lie in [{low}, {high}]")
 
 
-def prepare_workdir(workdir: str, config) -> None:
-  """Creates ``workdir`` and writes ``config.json``. On a rerun the saved config must match (a
-  changed config in a resumed workdir would silently mix two experiments)."""
+# Fields that change how a run is sliced or logged, never its numbers: a resumed run may change them.
+BOOKKEEPING_FIELDS = ("stop_after_steps", "log_every", "checkpoint_every")
+
+
+def prepare_workdir(workdir: str, config, ignore=BOOKKEEPING_FIELDS) -> None:
+  """Creates ``workdir`` and writes ``config.json``. On a rerun the saved config must match, except
+  for the ``ignore`` fields (a changed config in a resumed workdir would silently mix two
+  experiments)."""
   if not workdir:
     raise ValueError("--workdir is required: the directory for checkpoints, metrics and results")
   os.makedirs(workdir, exist_ok=True)
@@ -39,13 +44,26 @@ def prepare_workdir(workdir: str, config) -> None:
   if os.path.exists(path):
     old = io.read_json(path)
     if old != new:
-      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ignore)
+      if not changed:
+        return
       raise ValueError(
           f"{workdir} holds a run with a different config (fields {changed}); use a new --workdir "
           "or delete the old one")
     return
   if jax.process_index() == 0:
     io.write_json(path, new)
+
+
+class _DropLibraryInfo(logging.logging.Filter):
+  """Keeps INFO lines of lipprune and the experiments; drops the INFO chatter of orbax/jax."""
+
+  def filter(self, record):
+    return record.levelno > logging.logging.INFO or "orbax" not in record.pathname
+
+
+def quiet_library_logs() -> None:
+  logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
 def maybe_initialize_distributed() -> None:

@@ -21,7 +21,7 @@ def get_config():
   c.momentum = 0.9
   c.nesterov = False
   c.weight_decay = 1e-4
-  c.learning_rate = 0.05
+  c.learning_rate = 0.1
   c.lr_schedule = "cosine"
   c.lr_boundaries_epochs = ()
   c.lr_decay_factor = 0.1
