@@ -78,4 +78,4 @@ def test_cli_bad_model_fails_fast_naming_allowed(tmp_path):
 
 def test_cli_helpfull_lists_flags():
   proc = _run("--helpfull")  # absl exits with status 1 after printing help
-  assert "--config" in proc.stdout and "--workdir" in proc.stdout and "--helpshort" in proc.stdout
+  assert "--config" in proc.stdout and "--workdir" in proc.stdout and "helpshort" in proc.stdout
