@@ -147,6 +147,7 @@ def bootstrap_ci(key: jax.Array, stat_fn: Callable, arrays: dict, *, num_resampl
   Returns:
     ``{name: {'estimate', 'low', 'high', 'std'}}`` as Python floats; NaN replicates are ignored.
   """
+  arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
   n = len(next(iter(arrays.values())))
   idx = jax.random.randint(key, (num_resamples, n), 0, n)
   reps = jax.jit(jax.vmap(lambda i: stat_fn({k: v[i] for k, v in arrays.items()})))(idx)
