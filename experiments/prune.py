@@ -145,7 +145,11 @@ def run(config, workdir: str) -> dict:
   fractions = sparsity.round_fractions(
       config.prune.mode, fraction=config.prune.fraction, rounds=config.prune.get("rounds") or None,
       target_sparsity=config.prune.get("target_sparsity") or None)
-  common.prepare_workdir(workdir, config)
+  # stop_after_steps only slices one invocation; the slices of one experiment share a workdir.
+  saved = config.copy_and_resolve_references()
+  with saved.unlocked():
+    saved.stop_after_steps = 0
+  common.prepare_workdir(workdir, saved)
   final_path = os.path.join(workdir, "results.json")
   if os.path.exists(final_path):
     return io.read_json(final_path)

@@ -1,0 +1,128 @@
+"""Retraining transforms and the experiments.prune driver (end to end, interrupted and resumed)."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipprune import sparsity, train
+from lipprune.sparsity import retrain
+
+
+def _states():
+  params = {"dense_0": {"kernel": jnp.arange(1.0, 7.0).reshape(2, 3), "bias": jnp.ones(3)}}
+  tx = train.direction("sgd", momentum=0.9)
+  snap = train.TrainState.create(params, {}, tx).replace(step=jnp.asarray(30, jnp.int32))
+  snap = snap.replace(opt_state=jax.tree.map(lambda z: z + 7.0, snap.opt_state))
+  final = train.TrainState.create(jax.tree.map(lambda p: -2 * p, params), {}, tx)
+  final = final.replace(step=jnp.asarray(100, jnp.int32),
+                        opt_state=jax.tree.map(lambda z: z - 3.0, final.opt_state))
+  masks = sparsity.global_magnitude(final.params, sparsity.init_masks(final.params), 0.5)
+  sched = train.schedule("step", base_lr=0.1, total_steps=100, boundaries=(50, 75))
+  return tx, snap, final, masks, sched
+
+
+def test_fine_tune_constant_final_lr():
+  tx, snap, final, masks, sched = _states()
+  state, s, n = retrain.fine_tune(final, masks, sched, 100, 40)
+  assert n == 40 and int(state.step) == 100
+  for k in (0, 10, 1000):
+    assert float(s(k)) == pytest.approx(0.001)  # 0.1 * 0.1^2, the last rate of the schedule
+  np.testing.assert_array_equal(state.params["dense_0"]["kernel"],
+                                [[0, 0, 0], [-8, -10, -12]])
+  assert state.masks is masks
+
+
+def test_weight_rewind_restores_snapshot():
+  tx, snap, final, masks, sched = _states()
+  state, s, n = retrain.weight_rewind(snap, masks, sched, 70)
+  assert n == 70 and int(state.step) == 30 and s is sched
+  np.testing.assert_array_equal(state.params["dense_0"]["kernel"], [[0, 0, 0], [4, 5, 6]])
+  np.testing.assert_array_equal(jax.tree.leaves(state.opt_state)[0], np.full(3, 7.0))
+
+
+def test_lr_rewind_keeps_weights_and_opt_state():
+  tx, snap, final, masks, sched = _states()
+  state, s, n = retrain.lr_rewind(final, masks, sched, 100, 60)
+  assert n == 60 and int(state.step) == 40 and state.step.dtype == jnp.int32
+  np.testing.assert_array_equal(state.params["dense_0"]["kernel"], [[0, 0, 0], [-8, -10, -12]])
+  np.testing.assert_array_equal(jax.tree.leaves(state.opt_state)[0], np.full(3, -3.0))
+  # The replayed schedule is the original one from T - t: 0.1 until 50, then 0.01, then 0.001.
+  assert [float(s(state.step + i)) for i in (0, 10, 35, 59)] == pytest.approx([0.1, 0.01, 0.001, 0.001])
+  reset, _, _ = retrain.lr_rewind(final, masks, sched, 100, 60, reset_opt_state=True, tx=tx)
+  assert float(jnp.abs(jax.tree.leaves(reset.opt_state)[0]).sum()) == 0.0
+
+
+def test_reinit_uses_fresh_weights_full_schedule():
+  tx, snap, final, masks, sched = _states()
+  state, s, n = retrain.reinit(snap.replace(step=jnp.asarray(0, jnp.int32)), masks, sched, 100)
+  assert n == 100 and int(state.step) == 0
+  assert float(state.params["dense_0"]["kernel"][0].sum()) == 0.0
+
+
+# ---- the driver -------------------------------------------------------------------------------
+
+def _tiny_config(**over):
+  from experiments.configs import prune_digits_mlp
+  c = prune_digits_mlp.get_config()
+  c.seeds = (0,)
+  c.model_kwargs.hidden = (24,)
+  c.batch_size = 128
+  c.num_epochs = 2  # 11 steps per epoch on the 1437 digits
+  c.lr_boundaries_epochs = (1.0,)
+  c.retrain_epochs = 2.0
+  c.prune.rounds = 2
+  c.arms = ("global_magnitude:fine_tune", "global_magnitude:weight_rewind@1",
+            "global_magnitude:lr_rewind", "random:lr_rewind")
+  c.log_every = 1000
+  c.checkpoint_every = 5
+  for k, v in over.items():
+    c[k] = v
+  return c
+
+
+def test_bad_config_fails_before_compute(tmp_path):
+  from experiments import prune
+  with pytest.raises(ValueError, match="retrain.*fine_tune"):
+    prune.run(_tiny_config(arms=("global_magnitude:finetune",)), str(tmp_path / "a"))
+  with pytest.raises(ValueError, match="pruner.*global_magnitude"):
+    prune.run(_tiny_config(arms=("magnitude:lr_rewind",)), str(tmp_path / "b"))
+  c = _tiny_config()
+  c.prune.mode = "sometimes"
+  with pytest.raises(ValueError, match="prune.mode"):
+    prune.run(c, str(tmp_path / "c"))
+  assert not os.path.exists(tmp_path / "a")
+
+
+def test_run_interrupted_and_resumed_equals_uninterrupted(tmp_path):
+  from experiments import prune
+  full = prune.run(_tiny_config(), str(tmp_path / "full"))
+  assert full["finished"]
+  rows = full["rows"]
+  assert len(rows) == 4 * 3  # 4 arms x (dense + 2 rounds)
+  for r in rows:
+    assert r["density"] == pytest.approx(0.8 ** r["round"], abs=1e-3)
+    assert r["compression"] == pytest.approx(1 / r["density"], rel=1e-6)
+  for f in ("results.csv", "summary.csv", "results.json", "accuracy_vs_compression.png"):
+    assert os.path.exists(tmp_path / "full" / f)
+  # Stop every 17 steps (mid-round: rounds are 11-22 steps, checkpoints every 5) and resume.
+  work = str(tmp_path / "sliced")
+  calls = 0
+  while True:
+    out = prune.run(_tiny_config(stop_after_steps=17), work)
+    calls += 1
+    if out["finished"]:
+      break
+    assert calls < 40
+  assert calls > 5
+  key = lambda r: (r["arm"], r["round"])
+  a = sorted(full["rows"], key=key)
+  b = sorted(out["rows"], key=key)
+  for x, y in zip(a, b):
+    assert key(x) == key(y)
+    for f in ("density", "train_accuracy", "test_accuracy", "test_loss", "train_loss"):
+      assert x[f] == y[f], (key(x), f)
+  # A finished workdir only reports its results again.
+  again = prune.run(_tiny_config(), work)
+  assert again["rows"] == out["rows"]
