@@ -36,7 +36,7 @@ def _add(acc, metrics):
   return metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
 
 
-def train(state, train_step: Callable, data: dict[str, np.ndarray], *, batch_size: int,
+def train(state, train_step: Callable, data, *, batch_size: int,
           num_steps: int, key: jax.Array, mesh=None, ckpt_dir: str | None = None,
           checkpoint_every: int = 0, log_every: int = 100, metrics_path: str | None = None,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
@@ -47,7 +47,10 @@ def train(state, train_step: Callable, data: dict[str, np.ndarray], *, batch_siz
     state: the state to start from when ``ckpt_dir`` holds no checkpoint; also the template
       (structure, shapes) for restoring one.
     train_step: jitted ``(state, batch, key) -> (state, metrics)``.
-    data: host arrays with a common leading dimension (``Dataset.arrays()``).
+    data: host arrays with a common leading dimension (``Dataset.arrays()``), batched here with a
+      `BatchSampler`; or a batch source with ``batch(i) -> dict`` giving the batch of step ``i``
+      as a pure function of ``i`` (and ``process_local = True`` if it returns only this process's
+      rows, as the streaming sources of lipprune.data.streaming do).
     batch_size: global batch size, divisible by the number of devices.
     num_steps: steps this run takes in total (resumed runs count steps already taken).
     key: the run's key: batch order and per-step keys derive from it.
@@ -66,8 +69,11 @@ def train(state, train_step: Callable, data: dict[str, np.ndarray], *, batch_siz
   """
   mesh = make_mesh() if mesh is None else mesh
   check_batch_size(batch_size, mesh)
-  n = len(next(iter(data.values())))
-  sampler = BatchSampler(jax.random.fold_in(key, 0), n, batch_size)
+  if isinstance(data, dict):
+    sampler = BatchSampler(jax.random.fold_in(key, 0), len(next(iter(data.values()))), batch_size)
+    get_batch, process_local = (lambda i: sampler.batch(data, i)), False
+  else:
+    get_batch, process_local = data.batch, getattr(data, "process_local", False)
   step_keys = jax.random.fold_in(key, 1)
 
   ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
@@ -90,7 +96,7 @@ def train(state, train_step: Callable, data: dict[str, np.ndarray], *, batch_siz
   t0, i0 = time.time(), start
   i = start
   for i in range(start, end):
-    batch = shard_batch(sampler.batch(data, i), mesh)
+    batch = shard_batch(get_batch(i), mesh, process_local)
     state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, i))
     finite = finite & jnp.isfinite(metrics["loss"])
     acc, count = _add(acc, metrics), count + 1

@@ -29,13 +29,17 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> N
     raise ValueError(f"{what}={batch_size} must be divisible by the number of devices ({n})")
 
 
-def shard_batch(batch, mesh: Mesh):
-  """Places a host batch (global, identical on every process) on the mesh, split on axis 0.
+def shard_batch(batch, mesh: Mesh, process_local: bool = False):
+  """Places a host batch on the mesh, split on axis 0.
 
-  In a multi-process run each process holds the same global batch on the host and contributes the
-  rows that its addressable devices own, so no process needs another's data.
+  ``process_local=False``: ``batch`` is the global batch, identical on every process; each process
+  contributes the rows that its addressable devices own. ``process_local=True``: ``batch`` holds only
+  this process's rows (a streaming source reads just its shard); the global batch is their
+  concatenation in process order.
   """
   sharding = batch_sharding(mesh)
+  if process_local:
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
   if jax.process_count() == 1:
     return jax.device_put(batch, sharding)
   return jax.tree.map(
