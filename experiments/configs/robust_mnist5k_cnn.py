@@ -1,0 +1,16 @@
+"""Every robust method on mnist5k with the paper's small CNN "CNN1" (lipprune.robust.models,
+``yang_cnn1``), l_inf eps = 0.1."""
+import ml_collections
+
+from experiments.configs import robust_digits_mlp
+
+
+def get_config():
+  c = robust_digits_mlp.get_config()
+  c.dataset = "mnist5k"
+  c.model = "yang_cnn1"
+  c.model_kwargs = ml_collections.ConfigDict()
+  c.num_epochs = 10
+  c.learning_rate = 0.01
+  c.eval_batch_size = 256
+  return c
