@@ -172,7 +172,7 @@ def _standardize(v, mean, std):
   return ((v - mean) / (std if std > 0 else 1.0)).astype(np.float32)[:, None]
 
 
-def _random_split(ds: Dataset, split: str, seed: int, fractions=(0.4, 0.4, 0.2)) -> Dataset:
+def random_split(ds: Dataset, split: str, seed: int, fractions=(0.4, 0.4, 0.2)) -> Dataset:
   if split not in SPLITS_RANDOM:
     raise ValueError(f"split={split!r} for {ds.name!r}; expected one of {list(SPLITS_RANDOM)}")
   if split == "all":
@@ -398,10 +398,10 @@ def load(name: str, split: str = "all", *, data_dir=None, download: bool = False
     if protected not in (None, "race"):
       raise ValueError(f"protected={protected!r} for compas; expected 'race' (African-American)")
     x, y, group, _ = read_compas(find("compas-scores-two-years.csv"))
-    return _random_split(_dataset(name, x, y, group), split, seed, fractions)
+    return random_split(_dataset(name, x, y, group), split, seed, fractions)
   if name == "german":
     x, y, group, _ = read_german(find("german.data"), protected or "age")
-    return _random_split(_dataset(name, x, y, group), split, seed, fractions)
+    return random_split(_dataset(name, x, y, group), split, seed, fractions)
   if name == "adult":
     if split not in ("all", "train", "test"):
       raise ValueError(f"split={split!r} for 'adult'; expected one of ['all', 'train', 'test']")
