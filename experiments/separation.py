@@ -22,9 +22,13 @@ from lipprune import data as data_lib
 from lipprune.robust import separation
 from lipprune.train import io
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the results.")
+# Entry points share the flags; define them only if another experiments module has not (tests
+# import several entry points into one process).
+if "config" not in flags.FLAGS:
+  config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+                                  lock_config=True)
+if "workdir" not in flags.FLAGS:
+  flags.DEFINE_string("workdir", None, "Directory for the results.")
 
 
 def _norms(config) -> list[str]:
@@ -110,8 +114,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   common.quiet_library_logs()
-  run(_CONFIG.value, _WORKDIR.value)
-  print(open(os.path.join(_WORKDIR.value, "separation.md")).read())
+  run(flags.FLAGS.config, flags.FLAGS.workdir)
+  print(open(os.path.join(flags.FLAGS.workdir, "separation.md")).read())
 
 
 if __name__ == "__main__":
