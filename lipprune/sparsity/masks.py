@@ -79,8 +79,10 @@ def init_masks(params, *, prunable: Predicate = default_prunable, spare_first: b
 
 
 def prunable_leaves(masks) -> dict[Path, jax.Array]:
-  """The non-``None`` mask leaves by path."""
-  return {p: m for p, m in flatten(masks).items() if m is not None}
+  """The non-``None`` mask leaves of rank >= 2 (kernels) by path. Rank-1 mask leaves are per-channel
+  companions of structured pruning (bias, batch norm; `lipprune.sparsity.shrink.channel_masks`):
+  they follow their kernel's filters and are never scored or counted."""
+  return {p: m for p, m in flatten(masks).items() if m is not None and np.ndim(m) >= 2}
 
 
 def resolve_rates(rates: Rates, paths) -> dict[Path, float]:

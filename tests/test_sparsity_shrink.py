@@ -1,0 +1,67 @@
+"""Physically shrunk structured-pruned networks compute what the masked networks compute."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipprune import models, sparsity, train
+from lipprune.sparsity import shrink as S
+
+CASES = [
+    ("mlp", {"hidden": (20, 12)}, (4, 8, 8, 1), {"dense_0": 0.5, "dense_1": 0.25}),
+    ("conv2", {"widths": (6, 8), "hidden": (10, 7)}, (3, 8, 8, 3),
+     {"conv_0": 0.5, "conv_1": 0.5, "dense_0": 0.3, "dense_1": 0.3}),
+    ("vgg16", {"widths": (4,) * 13, "classifier_width": 6}, (2, 32, 32, 3),
+     {r"conv_(0|7|8|9|10|11|12)/": 0.5, "dense_0": 0.5}),
+    ("resnet20", {}, (2, 32, 32, 3), {r"block_\d+/conv_0": 0.5}),
+]
+
+
+def _perturb_stats(model_state, key):
+  """Non-trivial batch-norm running statistics, so that dropping their channels matters."""
+  leaves, tree = jax.tree.flatten(model_state)
+  keys = jax.random.split(key, max(len(leaves), 1))
+  return jax.tree.unflatten(tree, [jnp.abs(l + jax.random.normal(k, l.shape)) + 0.1
+                                   for l, k in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("name,kwargs,shape,rates", CASES, ids=[c[0] for c in CASES])
+def test_shrunk_forward_equals_masked_forward(name, kwargs, shape, rates):
+  model = models.create(name, 10, **kwargs)
+  x = jax.random.uniform(jax.random.key(1), shape)
+  params, state = model.init(jax.random.key(0), x)
+  params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(2), p.shape), params)
+  state = _perturb_stats(state, jax.random.key(3))
+  masks = sparsity.filter_l1(params, sparsity.init_masks(params), {**rates, "default": 0.0})
+  plan = S.channel_plan(name, params)
+  masks = S.channel_masks(params, masks, plan)
+  masked = train.apply_masks(params, masks)
+  ref, _ = model.apply(masked, state, x, train=False)
+  small, sp, ss, kw = S.shrink(name, 10, masked, state, masks, x, kwargs)
+  out, _ = small.apply(sp, ss, x, train=False)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-4, atol=1e-5)
+  n_big = sum(np.size(p) for p in jax.tree.leaves(params))
+  n_small = sum(np.size(p) for p in jax.tree.leaves(sp))
+  assert n_small < n_big
+  # The kept widths are those of the masks.
+  keep = S.kept_channels(params, masks, plan)
+  assert sorted(len(v) for v in keep.values()) != sorted(
+      np.shape(S._get(params, p.layer)["kernel"])[-1] for p in plan)
+  if name == "resnet20":
+    assert kw["inner_widths"] == tuple(8 if i < 3 else 16 if i < 6 else 32 for i in range(9))
+  # Accounting ignores the per-channel companions (rank-1 masks).
+  stats = sparsity.sparsity_stats(masks)
+  assert all(k.endswith("kernel") for k in stats["layers"])
+
+
+def test_shrink_conv_to_dense_rows_hand_made():
+  # Flattened NHWC: input row p * C + c of dense_0 reads channel c at position p.
+  k = np.arange(2 * 3 * 2).reshape(6, 2).astype(np.float32)  # 2 positions x 3 channels
+  rows = np.nonzero(np.isin(np.arange(6) % 3, [0, 2]))[0]
+  np.testing.assert_array_equal(rows, [0, 2, 3, 5])
+  np.testing.assert_array_equal(k[rows], k[[0, 2, 3, 5]])
+
+
+def test_unknown_model_raises():
+  with pytest.raises(ValueError, match="channel plan"):
+    S.channel_plan("lenet5", {})
