@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -24,7 +24,7 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, progress: int, state, force: bool = True) -> None:
-    item = {"state": state, "progress": jnp.asarray(progress, jnp.int32)}
+    item = {"state": state, "progress": np.asarray(progress, np.int32)}
     self._manager.save(int(progress), args=ocp.args.StandardSave(item), force=force)
     self._manager.wait_until_finished()
 
@@ -37,7 +37,7 @@ class Checkpointer:
     step = self._manager.latest_step()
     if step is None:
       return None
-    item = {"state": template_state, "progress": jnp.asarray(0, jnp.int32)}
+    item = {"state": template_state, "progress": np.asarray(0, np.int32)}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, item)
     restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     return int(restored["progress"]), restored["state"]
