@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -28,6 +29,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collect
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 
 
+# Compute dtypes: parameters, optimizer state and the loss stay float32 either way.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
 def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values."""
   common.validate_choice("dataset", config.dataset, data_lib.NAMES)
@@ -40,6 +45,7 @@ def validate_config(config) -> None:
   common.validate_positive("learning_rate", config.learning_rate)
   common.validate_positive("weight_decay", config.weight_decay, allow_zero=True)
   common.validate_range("momentum", config.momentum, 0.0, 1.0)
+  common.validate_choice("compute_dtype", config.get("compute_dtype", "float32"), COMPUTE_DTYPES)
   common.validate_positive("validation_size", config.get("validation_size", 0), allow_zero=True)
 
 
@@ -69,7 +75,10 @@ def build_optimizer(config, steps_per_epoch: int):
 
 def build(config, train_ds, key):
   """The model, the initial TrainState and the optimizer pieces of a config."""
-  model = models.create(config.model, train_ds.num_classes, **config.get("model_kwargs", {}))
+  model_kwargs = dict(config.get("model_kwargs", {}))
+  if config.get("compute_dtype", "float32") != "float32":  # mixed precision for GPU/TPU
+    model_kwargs["dtype"] = COMPUTE_DTYPES[config.compute_dtype]
+  model = models.create(config.model, train_ds.num_classes, **model_kwargs)
   params, model_state = model.init(key, train_ds.x[:1])
   spe = data_lib.steps_per_epoch(len(train_ds), config.batch_size)
   tx, sched, num_steps = build_optimizer(config, spe)

@@ -48,7 +48,7 @@ def test_train_job_learns_digits_and_resumes(tmp_path):
 @pytest.mark.parametrize("field,value,allowed", [
     ("model", "resnet21", "resnet20"), ("dataset", "mnist6k", "mnist5k"),
     ("optimizer", "sgdm", "adam"), ("lr_schedule", "linear", "cosine"),
-    ("augment", "mixup", "crop_flip")])
+    ("augment", "mixup", "crop_flip"), ("compute_dtype", "float16", "bfloat16")])
 def test_bad_names_fail_before_compute(tmp_path, field, value, allowed):
   with pytest.raises(ValueError, match=rf"config\.{field}='{value}'.*{allowed}"):
     train_job.train_and_evaluate(_small_config(**{field: value}), str(tmp_path))
@@ -79,3 +79,9 @@ def test_cli_bad_model_fails_fast_naming_allowed(tmp_path):
 def test_cli_helpfull_lists_flags():
   proc = _run("--helpfull")  # absl exits with status 1 after printing help
   assert "--config" in proc.stdout and "--workdir" in proc.stdout and "helpshort" in proc.stdout
+
+
+def test_bfloat16_compute_trains(tmp_path):
+  res = train_job.train_and_evaluate(_small_config(compute_dtype="bfloat16", num_epochs=2),
+                                     str(tmp_path))
+  assert res["test_accuracy"] > 0.8

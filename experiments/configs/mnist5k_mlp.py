@@ -14,6 +14,7 @@ def get_config():
   # Model.
   c.model = "mlp"
   c.model_kwargs = ml_collections.ConfigDict({"hidden": (300, 100)})
+  c.compute_dtype = "float32"  # or "bfloat16" on GPU/TPU (params stay float32)
   # Optimization.
   c.batch_size = 64
   c.num_epochs = 20
