@@ -69,8 +69,8 @@ REAL = [
     ("lenet5", {}, (3, 28, 28, 1)),
     ("lenet5", {}, (3, 8, 8, 1)),
     ("lenet5", {}, (3, 8, 8)),
-    ("conv2", {}, (2, 32, 32, 3)),
-    ("conv4", {"widths": (4, 4, 8, 8)}, (2, 32, 32, 3)),
+    ("conv2", {"widths": (8, 32)}, (2, 32, 32, 3)),
+    ("conv4", {"widths": (4, 4, 6, 6)}, (2, 32, 32, 3)),
     ("conv6", {"widths": (4, 4, 8, 8, 8, 8)}, (2, 32, 32, 3)),
     ("resnet20", {}, (2, 32, 32, 3)),
     ("vgg16", {"widths": (4,) * 13, "classifier_width": 8}, (2, 32, 32, 3)),
@@ -243,8 +243,8 @@ def test_wrn_counts(depth, width, paper_millions):
 
 
 def test_bn_updates_in_train_mode_only_and_matches_momentum_formula():
-  model = models.create("resnet20", 10)
-  x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
+  model = models.create("resnet20", 7)
+  x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   params, state = model.init(jax.random.key(0), x)
   _, eval_state = model.apply(params, state, x, train=False)
   chex_equal = jax.tree.map(lambda a, b: np.array_equal(a, b), eval_state, state)
@@ -255,31 +255,31 @@ def test_bn_updates_in_train_mode_only_and_matches_momentum_formula():
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), train_state, state)
   assert all(jax.tree.leaves(changed))
   # Independent check of the stem BN: running = 0.9 * running + 0.1 * batch statistic.
-  kernel = np.asarray(params["stem_conv"]["kernel"])
-  y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  y = np.asarray(y, np.float64)
+  kernel = np.asarray(params["stem_conv"]["kernel"], np.float64)
+  xpad = np.pad(np.asarray(x, np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  y = sum(np.einsum("nhwc,co->nhwo", xpad[:, i:i + 32, j:j + 32, :], kernel[i, j])
+          for i in range(3) for j in range(3))
   stats = train_state["batch_stats"]["stem_bn"]
   np.testing.assert_allclose(stats["mean"], 0.1 * y.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * y.var(axis=(0, 1, 2)), rtol=1e-4)
 
 
 def test_eval_mode_uses_running_statistics():
-  model = models.create("vgg16", 3, widths=(2,) * 13, classifier_width=4)
-  x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
+  model = models.create("vgg16", 7, widths=(4,) * 13, classifier_width=8)
+  x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   params, state = model.init(jax.random.key(0), x)
   # In eval mode each example's logits do not depend on the rest of the batch.
   full, _ = model.apply(params, state, x, train=False)
   single, _ = model.apply(params, state, x[:1], train=False)
   np.testing.assert_allclose(full[:1], single, rtol=1e-5, atol=1e-6)
   full_train, _ = model.apply(params, state, x, train=True)
-  single_train, _ = model.apply(params, state, x[:2], train=True)
+  single_train, _ = model.apply(params, state, x[:1], train=True)
   assert not np.allclose(full_train[:1], single_train[:1])
 
 
 def test_wrn_dropout_depends_on_key_in_train_mode_only():
-  model = models.create("wrn", 5, depth=10, width=1, dropout_rate=0.5)
-  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+  model = models.create("wrn", 7, depth=10, width=1, dropout_rate=0.3)
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
   params, state = model.init(jax.random.key(0), x)
   a, _ = model.apply(params, state, x, train=True, key=jax.random.key(10))
   a2, _ = model.apply(params, state, x, train=True, key=jax.random.key(10))
@@ -328,21 +328,20 @@ def test_resnet_inner_widths_kernel_shapes():
     cin = out
 
 
-def _randomize_bn(state, key):
+def _randomize_bn(state, seed):
   """Non-trivial running statistics so that the shrink test exercises them."""
-  leaves, treedef = jax.tree.flatten(state)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(treedef, [l + 0.5 * jax.random.uniform(k, l.shape)
-                                      for l, k in zip(leaves, keys)])
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda l: np.asarray(l) + rng.uniform(0.0, 0.5, l.shape).astype(np.float32),
+                      state)
 
 
 def test_resnet_shrunk_by_inner_widths_matches_zeroed_full_net():
   """Li et al. (2017) filter pruning: removing filters of ``block_i/conv_0`` (with their BN entries
   and the matching input channels of ``conv_1``) equals zeroing them in the full net."""
-  full = models.create("resnet20", 10)
+  full = models.create("resnet20", 7)
   x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   params, state = full.init(jax.random.key(0), x)
-  state = _randomize_bn(state, jax.random.key(5))
+  state = _randomize_bn(state, 5)
   rng = np.random.default_rng(0)
   keep, inner = {}, []
   for i in range(9):
@@ -364,17 +363,18 @@ def test_resnet_shrunk_by_inner_widths_matches_zeroed_full_net():
     small_state["batch_stats"][b]["bn_0"] = {
         k: v[kept] for k, v in small_state["batch_stats"][b]["bn_0"].items()}
 
-  shrunk = models.create("resnet20", 10, inner_widths=inner)
+  shrunk = models.create("resnet20", 7, inner_widths=inner)
   expected, _ = full.apply(zeroed, state, x, train=False)
   got, _ = shrunk.apply(small, small_state, x, train=False)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-  ref_shapes = jax.tree.map(lambda a: a.shape, shrunk.init(jax.random.key(0), x)[0])
+  ref_shapes = jax.tree.map(lambda a: a.shape,
+                            jax.eval_shape(shrunk.init, jax.random.key(0), x)[0])
   assert jax.tree.map(lambda a: a.shape, small) == ref_shapes
 
 
 def test_conv4_shrunk_by_widths_matches_zeroed_full_net():
   """Dropping a filter of the last conv drops its ``H * W`` rows of ``dense_0`` (NHWC flatten)."""
-  full = models.create("conv4", 10, widths=(4, 4, 6, 6))
+  full = models.create("conv4", 7, widths=(4, 4, 6, 6))
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
   params, state = full.init(jax.random.key(0), x)
   keep1, keep3 = np.array([0, 2, 3]), np.array([1, 4])
@@ -391,7 +391,7 @@ def test_conv4_shrunk_by_widths_matches_zeroed_full_net():
                      "bias": small["conv_3"]["bias"][keep3]}
   dense = small["dense_0"]["kernel"].reshape(8, 8, 6, 256)[:, :, keep3, :]
   small["dense_0"]["kernel"] = dense.reshape(-1, 256)
-  shrunk = models.create("conv4", 10, widths=(4, 3, 6, 2))
+  shrunk = models.create("conv4", 7, widths=(4, 3, 6, 2))
   expected, _ = full.apply(zeroed, state, x, train=False)
   got, _ = shrunk.apply(small, state, x, train=False)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -403,14 +403,16 @@ def test_conv4_shrunk_by_widths_matches_zeroed_full_net():
 
 def test_bfloat16_compute_keeps_float32_params_and_logits():
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
-  f32 = models.create("resnet20", 10)
-  bf16 = models.create("resnet20", 10, dtype=jnp.bfloat16)
+  f32 = models.create("vgg16", 7, widths=(4,) * 13, classifier_width=8)
+  bf16 = models.create("vgg16", 7, widths=(4,) * 13, classifier_width=8, dtype=jnp.bfloat16)
   params, state = bf16.init(jax.random.key(0), x)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((params, state)))
   logits, new_state = bf16.apply(params, state, x, train=True)
   assert logits.dtype == jnp.float32
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(new_state))
-  ref, _ = f32.apply(params, state, x, train=True)
+  # Eval mode: train-mode BN over 2 examples of a 1x1 map amplifies rounding, not a fair check.
+  logits, _ = bf16.apply(params, state, x, train=False)
+  ref, _ = f32.apply(params, state, x, train=False)
   assert not np.array_equal(logits, ref)
   np.testing.assert_allclose(logits, ref, rtol=0.1, atol=0.1 * float(np.abs(ref).max()))
 
@@ -427,12 +429,12 @@ def test_bfloat16_small_models(name, shape):
 
 
 def test_init_is_deterministic_and_kernels_he_scaled():
-  model = models.create("conv2", 10)
-  x = jnp.zeros((1, 32, 32, 3))
+  model = models.create("conv2", 7, widths=(8, 32))
+  x = jnp.zeros((2, 32, 32, 3))
   p1, _ = model.init(jax.random.key(3), x)
   p2, _ = model.init(jax.random.key(3), x)
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p2)))
-  # He normal, fan-out for convs: std = sqrt(2 / (3 * 3 * 64)); fan-in for dense.
-  np.testing.assert_allclose(np.std(p1["conv_1"]["kernel"]), np.sqrt(2 / (9 * 64)), rtol=0.03)
-  np.testing.assert_allclose(np.std(p1["dense_0"]["kernel"]), np.sqrt(2 / 16384), rtol=0.03)
+  # He normal, fan-out for convs: std = sqrt(2 / (3 * 3 * 32)); fan-in for dense.
+  np.testing.assert_allclose(np.std(p1["conv_1"]["kernel"]), np.sqrt(2 / (9 * 32)), rtol=0.05)
+  np.testing.assert_allclose(np.std(p1["dense_0"]["kernel"]), np.sqrt(2 / 8192), rtol=0.03)
   assert not np.any(p1["dense_0"]["bias"])
