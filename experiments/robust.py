@@ -252,12 +252,12 @@ def run(config, workdir: str) -> list[dict]:
   common.prepare_workdir(workdir, config)
   table_path = os.path.join(workdir, "table.csv")
   specs = method_specs(config)
-  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
-  train_ds = data_lib.load(config.dataset, "train", **kwargs)
-  test_ds = data_lib.load(config.dataset, "test", **kwargs)
   if os.path.exists(table_path):
     logging.info("%s is finished; table: %s", workdir, table_path)
     return io.read_json(os.path.join(workdir, "table.json"))
+  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  train_ds = data_lib.load(config.dataset, "train", **kwargs)
+  test_ds = data_lib.load(config.dataset, "test", **kwargs)
   rows = []
   for spec in specs:
     for k in range(config.num_seeds):

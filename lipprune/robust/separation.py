@@ -103,7 +103,12 @@ def separation_report(query_x, query_y, ref_x, ref_y, *, norm: str = "linf", bin
   """Summary of ``nearest_other_class``: min / percentiles / histogram of the distances, the
   number and indices of conflicting-label duplicates (distance 0), and, given ``eps``, the fraction
   of points closer than ``2 * eps`` to another class (where no classifier can be both accurate and
-  robust at radius ``eps``)."""
+  robust at radius ``eps``).
+
+  Returns:
+    ``(report, dist)``: the summary dict (JSON-ready) and the per-point distances of
+    ``nearest_other_class``.
+  """
   dist, idx = nearest_other_class(query_x, query_y, ref_x, ref_y, norm=norm, **chunks)
   finite = dist[np.isfinite(dist)]
   counts, edges = np.histogram(finite, bins=bins) if len(finite) else (np.zeros(0), np.zeros(0))
