@@ -69,11 +69,18 @@ def quiet_library_logs() -> None:
 def maybe_initialize_distributed() -> None:
   """Calls ``jax.distributed.initialize()`` when launched as one process of several.
 
-  Detected from the environment that Cloud TPU, Slurm and ``jax.distributed`` set up: explicit
-  ``JAX_COORDINATOR_ADDRESS`` + ``JAX_NUM_PROCESSES`` + ``JAX_PROCESS_ID``; Slurm with more than
-  one task; TPU pod slices (``TPU_WORKER_HOSTNAMES`` listing several workers).
+  Detected from the environment: explicit ``JAX_COORDINATOR_ADDRESS`` + ``JAX_NUM_PROCESSES`` +
+  ``JAX_PROCESS_ID``; Slurm with more than one task; GKE TPU pods (``TPU_WORKER_HOSTNAMES`` listing
+  several workers); or ``LIPPRUNE_DISTRIBUTED=1``, which calls ``jax.distributed.initialize()``
+  without arguments so that JAX auto-detects the cluster (a Cloud TPU VM pod slice learns its
+  workers from the VM metadata server, not the environment: launch/tpu_vm.sh sets it).
   """
   env = os.environ
+  if env.get("LIPPRUNE_DISTRIBUTED") == "1":
+    jax.distributed.initialize()
+    logging.info("jax.distributed: process %d of %d, %d global devices", jax.process_index(),
+                 jax.process_count(), jax.device_count())
+    return
   explicit = "JAX_COORDINATOR_ADDRESS" in env and int(env.get("JAX_NUM_PROCESSES", "1")) > 1
   slurm = int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in env
   tpu_pod = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1

@@ -122,7 +122,7 @@ mountpoint -q /gcs/$BUCKET || gcsfuse --implicit-dirs --rename-dir-limit=1000000
     [[ -n $BUCKET ]] || echo "$(basename "$0"): note: on a pod slice (several hosts) use --bucket:" \
       "every host must see the same workdir" >&2
     JOB_CMD=$(quote python3 -m "experiments.$JOB" "--config=$CONFIG" "--workdir=$WORKDIR" "${EXTRA[@]}")
-    run "${GCLOUD[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all --command "cd ~/lipprune && $JOB_CMD"
+    run "${GCLOUD[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all --command "cd ~/lipprune && LIPPRUNE_DISTRIBUTED=1 $JOB_CMD"
     ;;
   fetch)
     DEST=${DEST:-tpu_results/$NAME}

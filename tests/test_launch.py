@@ -242,8 +242,8 @@ def test_tpu_run_same_command_on_all_workers():
   assert len(ssh) == 1 and len(ssh[0]) == 10
   assert ssh[0][:9] == [*GCLOUD, "ssh", "lp-pod", "--zone=us-central2-b", "--worker=all", "--command"]
   remote = shlex.split(ssh[0][-1])
-  assert remote[:3] == ["cd", "~/lipprune", "&&"]
-  assert remote[3:] == ["python3", "-m", "experiments.prune", f"--config={PRUNE_CFG}",
+  assert remote[:4] == ["cd", "~/lipprune", "&&", "LIPPRUNE_DISTRIBUTED=1"]
+  assert remote[4:] == ["python3", "-m", "experiments.prune", f"--config={PRUNE_CFG}",
                         "--workdir=/gcs/my-bkt/lipprune/prune", "--config.seeds=1",
                         "--config.arms=global_magnitude:lr_rewind@5"]
 
