@@ -104,13 +104,24 @@ def resolve_rates(rates: Rates, paths) -> dict[Path, float]:
   return out
 
 
-def _prune_smallest(scores: jax.Array, alive: jax.Array, k: int) -> jax.Array:
-  """New 0/1 mask: ``alive`` minus its ``k`` entries of smallest score (ties: lowest index)."""
-  flat_scores = jnp.where(alive.reshape(-1) > 0, scores.reshape(-1), -jnp.inf)
-  n_dead = int(alive.size - jnp.sum(alive > 0))
-  order = jnp.argsort(flat_scores, stable=True)
-  new = jnp.ones(alive.size, jnp.float32).at[order[:n_dead + k]].set(0.0)
+def _prune_smallest(scores, alive, k: int) -> np.ndarray:
+  """New 0/1 mask: ``alive`` minus its ``k`` entries of smallest score (ties: lowest index).
+
+  Runs on the host in numpy: masks change once per round, and numpy needs no compilation per shape.
+  """
+  alive = np.asarray(alive)
+  flat_scores = np.where(alive.reshape(-1) > 0, np.asarray(scores, np.float64).reshape(-1), -np.inf)
+  n_dead = int(alive.size - np.sum(alive > 0))
+  order = np.argsort(flat_scores, kind="stable")
+  new = np.ones(alive.size, np.float32)
+  new[order[:n_dead + k]] = 0.0
   return new.reshape(alive.shape)
+
+
+def _rng(key: jax.Array) -> np.random.Generator:
+  """A numpy generator seeded by a jax key (so random pruning stays a function of the key)."""
+  data = np.asarray(jax.random.key_data(key)).reshape(-1)
+  return np.random.default_rng([int(v) for v in data])
 
 
 def _count(fraction: float, n_alive: int) -> int:
@@ -130,22 +141,23 @@ def global_magnitude(params, masks, fraction: float, *, normalize: str | None = 
   leaves = prunable_leaves(masks)
   scores, alives, sizes = [], [], []
   for p, m in leaves.items():
-    s = jnp.abs(flat_p[p])
+    w, m = np.asarray(flat_p[p], np.float64), np.asarray(m)
+    s = np.abs(w)
     if normalize == "rms":
-      n = jnp.maximum(jnp.sum(m), 1.0)
-      s = s / jnp.maximum(jnp.sqrt(jnp.sum((flat_p[p] * m) ** 2) / n), 1e-30)
+      n = max(float(np.sum(m)), 1.0)
+      s = s / max(float(np.sqrt(np.sum((w * m) ** 2) / n)), 1e-30)
     scores.append(s.reshape(-1))
     alives.append(m.reshape(-1))
     sizes.append(m.size)
   if not scores:
     return masks
-  alive = jnp.concatenate(alives)
-  k = _count(fraction, int(jnp.sum(alive)))
-  new = _prune_smallest(jnp.concatenate(scores), alive, k)
+  alive = np.concatenate(alives)
+  k = _count(fraction, int(np.sum(alive > 0)))
+  new = _prune_smallest(np.concatenate(scores), alive, k)
   out = flatten(masks)
   offsets = np.cumsum([0] + sizes)
   for i, p in enumerate(leaves):
-    out[p] = new[offsets[i]:offsets[i + 1]].reshape(leaves[p].shape)
+    out[p] = jnp.asarray(new[offsets[i]:offsets[i + 1]].reshape(leaves[p].shape))
   return unflatten(out)
 
 
@@ -160,8 +172,8 @@ def layerwise_magnitude(params, masks, fraction: Rates):
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
   for p, m in leaves.items():
-    k = _count(rates[p], int(jnp.sum(m)))
-    out[p] = _prune_smallest(jnp.abs(flat_p[p]), m, k)
+    k = _count(rates[p], int(np.sum(np.asarray(m) > 0)))
+    out[p] = jnp.asarray(_prune_smallest(np.abs(np.asarray(flat_p[p])), m, k))
   return unflatten(out)
 
 
@@ -169,17 +181,17 @@ def random_prune(key: jax.Array, masks, fraction: Rates, *, layerwise: bool = Fa
   """Random pruning, the control: ``round(fraction * n_alive)`` survivors chosen uniformly, in one
   pool across layers (default) or per layer (``layerwise``, ``fraction`` may be per layer)."""
   leaves = prunable_leaves(masks)
+  rng = _rng(key)
+  scores = {p: rng.random(m.shape) for p, m in leaves.items()}
   if not layerwise:
     if not isinstance(fraction, (int, float)):
       raise ValueError("per-layer fractions need layerwise=True")
-    fake = unflatten({p: jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-                      for i, (p, m) in enumerate(flatten(masks).items()) if m is not None})
-    return global_magnitude(_fill(fake, masks), masks, fraction)
+    return global_magnitude(_fill(unflatten(scores), masks), masks, fraction)
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
-  for i, (p, m) in enumerate(leaves.items()):
-    scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-    out[p] = _prune_smallest(scores, m, _count(rates[p], int(jnp.sum(m))))
+  for p, m in leaves.items():
+    k = _count(rates[p], int(np.sum(np.asarray(m) > 0)))
+    out[p] = jnp.asarray(_prune_smallest(scores[p], m, k))
   return unflatten(out)
 
 
@@ -189,9 +201,10 @@ def _fill(partial, masks):
   return unflatten({p: flat.get(p, 0.0) for p in flatten(masks)})
 
 
-def filter_scores(kernel: jax.Array) -> jax.Array:
+def filter_scores(kernel) -> np.ndarray:
   """L1 norm of each output filter: the sum of ``|kernel|`` over every axis but the last."""
-  return jnp.sum(jnp.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
+  kernel = np.asarray(kernel)
+  return np.sum(np.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
 
 
 def filter_l1(params, masks, fraction: Rates):
@@ -203,12 +216,13 @@ def filter_l1(params, masks, fraction: Rates):
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
   for p, m in leaves.items():
-    alive_f = (jnp.max(m.reshape(-1, m.shape[-1]), axis=0) > 0).astype(jnp.float32)
-    k = _count(rates[p], int(jnp.sum(alive_f)))
+    m = np.asarray(m)
+    alive_f = (np.max(m.reshape(-1, m.shape[-1]), axis=0) > 0).astype(np.float32)
+    k = _count(rates[p], int(np.sum(alive_f)))
     if k == 0:
       continue
-    keep = _prune_smallest(filter_scores(flat_p[p] * m), alive_f, k)
-    out[p] = m * keep
+    keep = _prune_smallest(filter_scores(np.asarray(flat_p[p]) * m), alive_f, k)
+    out[p] = jnp.asarray(m * keep)
   return unflatten(out)
 
 

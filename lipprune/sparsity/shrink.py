@@ -111,7 +111,8 @@ def channel_masks(params, masks, plan: list[Producer]):
     m = _get(masks, p.layer)["kernel"]
     if m is None:
       continue
-    alive = (jnp.max(m.reshape(-1, m.shape[-1]), axis=0) > 0).astype(jnp.float32)
+    m = np.asarray(m)
+    alive = jnp.asarray((m.reshape(-1, m.shape[-1]).max(0) > 0).astype(np.float32))
     for leaf in ("bias",):
       if p.layer + (leaf,) in flat_p:
         flat[p.layer + (leaf,)] = alive
