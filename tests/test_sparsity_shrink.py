@@ -66,3 +66,17 @@ def test_shrink_conv_to_dense_rows_hand_made():
 def test_unknown_model_raises():
   with pytest.raises(ValueError, match="channel plan"):
     S.channel_plan("lenet5", {})
+
+
+def test_channel_plan_order_is_data_flow_not_dict_order():
+  blocks = {f"block_{i}": {} for i in sorted(range(12), key=str)}  # block_0, block_1, block_10, ...
+  plan = S.channel_plan("resnet56", blocks)
+  assert [p.layer[0] for p in plan] == [f"block_{i}" for i in range(12)]
+  k4, k2 = {"kernel": np.zeros((1, 1, 1, 1))}, {"kernel": np.zeros((1, 1))}
+  vgg = {**{f"conv_{i}": k4 for i in sorted(range(13), key=str)}, "dense_0": k2, "head": k2,
+         "bn_dense": {"scale": 0, "bias": 0}, **{f"bn_{i}": {"scale": 0} for i in range(13)}}
+  plan = S.channel_plan("vgg16", dict(sorted(vgg.items())))
+  assert [p.layer[0] for p in plan] == [f"conv_{i}" for i in range(13)] + ["dense_0"]
+  assert [p.consumer[0] for p in plan] == [f"conv_{i}" for i in range(1, 13)] + ["dense_0", "head"]
+  assert plan[12].flatten and not plan[11].flatten and plan[13].norm == ("bn_dense",)
+  assert plan[3].norm == ("bn_3",)

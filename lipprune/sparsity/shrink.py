@@ -66,11 +66,8 @@ def _norm_of(layer: str, params) -> str | None:
 def channel_plan(model_name: str, params) -> list[Producer]:
   """The producers of ``params``, found by the zoo's layer names (any dict order)."""
   if model_name in RESNETS:
-    out = []
-    for name, block in params.items():
-      if name.startswith("block_"):
-        out.append(Producer((name, "conv_0"), (name, "bn_0"), (name, "conv_1")))
-    return out
+    blocks = sorted((n for n in params if n.startswith("block_")), key=lambda n: int(n[6:]))
+    return [Producer((n, "conv_0"), (n, "bn_0"), (n, "conv_1")) for n in blocks]
   if model_name not in SEQUENTIAL:
     raise ValueError(f"no channel plan for model {model_name!r}; expected one of "
                      f"{list(SEQUENTIAL + RESNETS)}")
@@ -197,8 +194,10 @@ def shrink(model_name: str, num_classes: int, params, model_state, masks, sample
   small = models.create(model_name, num_classes, **kwargs)
   want, want_state = jax.eval_shape(lambda k: small.init(k, sample_x), jax.random.key(0))
   got = jax.tree.map(np.shape, params)
-  if jax.tree.map(lambda s: s.shape, want) != got:
-    raise ValueError(f"shrunk params do not match {model_name}({kwargs}): {got} vs {want}")
+  want = jax.tree.map(lambda s: s.shape, want)
+  if want != got:
+    bad = [k for k, v in masks_lib.flatten(got).items() if masks_lib.flatten(want).get(k) != v]
+    raise ValueError(f"shrunk params do not match {model_name}({kwargs}) at {bad[:5]}")
   params = jax.tree.map(jnp.asarray, params)
   model_state = jax.tree.map(jnp.asarray, model_state)
   return small, params, model_state, kwargs
