@@ -35,6 +35,7 @@ from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.data import steps_per_epoch
 from lipprune.sparsity import retrain as retrain_lib
+from lipprune.sparsity import shrink as shrink_lib
 from lipprune.train import io
 from lipprune.train.checkpoint import Checkpointer
 
@@ -207,6 +208,10 @@ def run(config, workdir: str) -> dict:
                    "retrain_steps": 0}
       io.write_json(dense_path, dense_row)
 
+    try:
+      plan = shrink_lib.channel_plan(config.model, dense.params)
+    except ValueError:
+      plan = None
     for arm_index, arm in enumerate(arms):
       rows.append({"arm": arm.label, **dense_row})
       t = _retrain_steps(arm, spe, config, num_steps)
@@ -218,6 +223,10 @@ def run(config, workdir: str) -> dict:
                                                        "random") else None
         masks = sparsity.prune(arm.pruner, prev.params, masks, rates or frac, key=key,
                                normalize=config.prune.get("normalize") or None)
+        if arm.pruner == "filter_l1" and plan is not None:
+          # Removed filters also lose their bias and batch norm, so their channels are exactly zero
+          # and the network can be shrunk physically (lipprune.sparsity.shrink).
+          masks = shrink_lib.channel_masks(prev.params, masks, plan)
         start, schedule, n = _retrain_start(arm, prev, masks, snapshots, state0, sched, tx,
                                             num_steps, t, model, train_ds, config,
                                             jax.random.fold_in(reinit_key, r))

@@ -126,3 +126,64 @@ def test_run_interrupted_and_resumed_equals_uninterrupted(tmp_path):
   # A finished workdir only reports its results again.
   again = prune.run(_tiny_config(), work)
   assert again["rows"] == out["rows"]
+
+
+CONFIGS = [("prune_digits_mlp", None), ("prune_mnist5k_mlp", None), ("prune_digits_conv2", None),
+           ("prune_mnist5k_conv4", None), ("prune_cifar10_resnet20", None),
+           ("prune_cifar10_resnet56", None), ("prune_cifar10_resnet110", None),
+           ("prune_cifar10_structured", "vgg16"), ("prune_cifar10_structured", "resnet56"),
+           ("prune_cifar10_structured", "resnet110"), ("prune_recommended", None),
+           ("prune_recommended", "cifar10_resnet20"), ("prune_t_sweep", None)]
+
+
+@pytest.mark.parametrize("name,arg", CONFIGS, ids=[f"{n}:{a}" for n, a in CONFIGS])
+def test_configs_validate(name, arg):
+  import importlib
+  from experiments import prune
+  mod = importlib.import_module(f"experiments.configs.{name}")
+  c = mod.get_config(arg) if arg else mod.get_config()
+  arms = prune.validate_config(c)
+  assert arms
+  if name == "prune_digits_mlp":
+    assert {a.retrain for a in arms} >= {"fine_tune", "weight_rewind", "lr_rewind"}
+    assert any(a.pruner == "random" for a in arms) and c.prune.rounds == 14
+  if name == "prune_recommended":
+    assert [a.label for a in arms] == ["global_magnitude:lr_rewind"]
+    assert c.retrain_epochs == c.num_epochs and c.prune.fraction == 0.2
+  if name == "prune_t_sweep":
+    assert len({a.retrain_epochs for a in arms}) == 4
+  if name == "prune_cifar10_structured" and arg == "resnet56":
+    rates = c.prune.layer_rates.to_dict()
+    # 27 blocks, 6 sensitive layers skipped of which 16, 18, 20 (blocks 7, 8, 9) and 34, 38, 54.
+    assert len(rates) - 1 == 27 - 6 and rates[r"^block_0/conv_0/"] == 0.6
+    assert rates[r"^block_25/conv_0/"] == 0.1 and r"^block_7/conv_0/" not in rates
+    assert r"^block_26/conv_0/" not in rates and r"^block_16/conv_0/" not in rates
+
+
+def test_imagenet_config_fails_naming_the_dataset():
+  from experiments import prune
+  from experiments.configs import prune_imagenet_resnet50
+  with pytest.raises(ValueError, match="dataset"):
+    prune.validate_config(prune_imagenet_resnet50.get_config())
+
+
+def test_structured_arm_end_to_end(tmp_path):
+  import ml_collections
+  from experiments import prune
+  c = _tiny_config()
+  c.model = "conv2"
+  c.model_kwargs = ml_collections.ConfigDict({"widths": (4, 6), "hidden": (8, 8)})
+  c.num_epochs = 1
+  c.retrain_epochs = 1.0
+  c.lr_boundaries_epochs = ()
+  c.prune.rounds = 2
+  c.prune.layer_rates = ml_collections.ConfigDict({"conv_0": 0.5, "dense_": 0.25, "default": 0.0})
+  c.arms = ("filter_l1:lr_rewind",)
+  out = prune.run(c, str(tmp_path / "s"))
+  last = [r for r in out["rows"] if r["round"] == 2][0]
+  # Two rounds on survivors: conv_0 4 -> 2 -> 1 filters; dense 8 -> 6 -> 4 (round(0.25 * 6) = 2).
+  assert last["layer_density"]["conv_0/kernel"] == pytest.approx(1 / 4)
+  assert last["layer_density"]["dense_0/kernel"] == pytest.approx(4 / 8)
+  assert last["layer_density"]["conv_1/kernel"] == 1.0
+  assert set(last["layer_density"]) == {"conv_0/kernel", "conv_1/kernel", "dense_0/kernel",
+                                        "dense_1/kernel", "head/kernel"}

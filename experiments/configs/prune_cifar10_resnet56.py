@@ -1,0 +1,6 @@
+"""ResNet-56 on CIFAR-10, unstructured iterative pruning: the recipe of prune_cifar10_resnet20.py."""
+from experiments.configs import prune_cifar10_resnet20
+
+
+def get_config():
+  return prune_cifar10_resnet20.get_config("resnet56")
