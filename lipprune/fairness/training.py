@@ -41,7 +41,7 @@ class TrainConfig:
       raise ValueError(f"penalty={self.penalty!r}; expected one of {list(losses.PENALTIES)}")
 
 
-def _loss_and_penalty_rows(model, method, train, unlabeled, eta, cfg):
+def _loss_and_penalty_rows(model, method, train, eta, cfg):
   mask = train.get("mask")
   if method == "baseline":
     return losses.classification_loss(model, "y"), None
@@ -77,7 +77,7 @@ def fit(key: jax.Array, model, method: str, train: dict, unlabeled: dict | None,
   spe = n // bs
   tx = lt.direction("sgd", momentum=cfg.momentum)
   sched = lt.schedule("constant", base_lr=cfg.learning_rate, total_steps=cfg.epochs * spe)
-  loss_fn, penalty_rows = _loss_and_penalty_rows(model, method, train, unlabeled, eta, cfg)
+  loss_fn, penalty_rows = _loss_and_penalty_rows(model, method, train, eta, cfg)
   step_fn = lt.make_train_step(loss_fn, tx, sched)
 
   weight = jnp.ones((n,), jnp.float32) if train.get("mask") is None else jnp.asarray(train["mask"], jnp.float32)
