@@ -259,7 +259,7 @@ def run(config, workdir: str) -> dict:
                        row["density"], row["test_accuracy"])
         rows.append(row)
         prev = new
-  return _write_results(workdir, rows)
+  return _write_results(workdir, rows, f"{config.model} on {config.dataset}, {len(config.seeds)} seed(s)")
 
 
 def _retrain_start(arm, prev, masks, snapshots, state0, sched, tx, num_steps, t, model, train_ds,
@@ -323,15 +323,14 @@ def plot(summary: list[dict], path: str, title: str = "") -> None:
   os.replace(tmp, path)
 
 
-def _write_results(workdir: str, rows: list[dict]) -> dict:
+def _write_results(workdir: str, rows: list[dict], title: str = "") -> dict:
   summary = aggregate(rows)
   flat_rows = [{k: v for k, v in r.items() if k != "layer_density"} for r in rows]
   results = {"finished": True, "rows": rows, "summary": summary}
   if jax.process_index() == 0:
     io.write_csv(os.path.join(workdir, "results.csv"), flat_rows)
     io.write_csv(os.path.join(workdir, "summary.csv"), summary)
-    plot(summary, os.path.join(workdir, "accuracy_vs_compression.png"),
-         os.path.basename(os.path.normpath(workdir)))
+    plot(summary, os.path.join(workdir, "accuracy_vs_compression.png"), title)
     io.write_json(os.path.join(workdir, "results.json"), results)
   return results
 
