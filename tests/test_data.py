@@ -110,7 +110,7 @@ def test_unknown_name_lists_allowed_names():
   for name in lipprune.data.NAMES:
     assert name in str(err.value)
   assert {"digits", "mnist5k", "mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100",
-          "svhn_cropped", "compas", "adult", "german", "fair_synthetic"} == set(lipprune.data.NAMES)
+          "svhn_cropped", "compas", "adult", "german"} == set(lipprune.data.NAMES)
 
 
 @pytest.mark.parametrize("name", ["digits", "mnist1d", "cifar10"])
@@ -130,10 +130,10 @@ def test_tabular_names_dispatch_to_tabular_module(monkeypatch):
   fake.load = lambda name, split, **kw: calls.append((name, split, kw)) or "sentinel"
   monkeypatch.setitem(sys.modules, "lipprune.data.tabular", fake)
   monkeypatch.setattr(lipprune.data, "tabular", fake, raising=False)
-  for name in ("compas", "adult", "german", "fair_synthetic"):
+  for name in ("compas", "adult", "german"):
     assert load(name, "test", data_dir="/d", download=True, flip_rate=0.2) == "sentinel"
   assert calls[0] == ("compas", "test", {"data_dir": "/d", "download": True, "flip_rate": 0.2})
-  assert [c[0] for c in calls] == ["compas", "adult", "german", "fair_synthetic"]
+  assert [c[0] for c in calls] == ["compas", "adult", "german"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ Sources by name:
 * embedded, offline, in pip packages (lipprune.data.embedded): ``digits``, ``mnist5k``, ``mnist1d``;
 * the TensorFlow Datasets catalog (lipprune.data.catalog): ``mnist``, ``fashion_mnist``, ``cifar10``,
   ``cifar100``, ``svhn_cropped``; prepared once with tfds, then read offline;
-* tabular fairness data (lipprune.data.tabular): ``compas``, ``adult``, ``german``,
-  ``fair_synthetic``.
+* tabular fairness data (lipprune.data.tabular): ``compas``, ``adult``, ``german``. (The
+  synthetic generator of Wick et al. is `lipprune.fairness.synthetic.generate`.)
 
 Images are NHWC float32 in [0, 1]; labels are int32.
 """
@@ -19,7 +19,7 @@ from lipprune.data import catalog
 from lipprune.data import embedded
 from lipprune.data.dataset import Dataset
 
-TABULAR_NAMES = ("compas", "adult", "german", "fair_synthetic")
+TABULAR_NAMES = ("compas", "adult", "german")
 NAMES = embedded.NAMES + catalog.NAMES + TABULAR_NAMES
 
 

@@ -31,8 +31,9 @@ Datasets:
 * ``german``: UCI Statlog German credit (1,000 rows, 7 numeric + 13 categorical attributes). Label:
   1 = good credit (the favourable outcome), 0 = bad. Protected: ``protected='age'`` (default:
   age <= 25) or ``'sex'`` (female: personal-status codes A92, A95). Splits as for COMPAS.
-* ``fair_synthetic``: `lipprune.fairness.synthetic.generate` with ``seed`` and any
-  `GeneratorConfig` field as kwargs; splits ``'train'``, ``'test'``, ``'unlabeled'``; group = rho.
+
+The synthetic generator of Wick et al. is `lipprune.fairness.synthetic.generate`: it composes the
+bias injections of `lipprune.fairness.bias`, and the data layer does not import the fairness layer.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import numpy as np
 
 from lipprune.data.dataset import Dataset
 
-NAMES = ("compas", "adult", "german", "fair_synthetic")
+NAMES = ("compas", "adult", "german")
 SPLITS_RANDOM = ("all", "train", "unlabeled", "test")
 NETWORK_TIMEOUT_S = 3.0
 
@@ -375,24 +376,21 @@ def _dataset(name, x, y, group):
 
 
 def load(name: str, split: str = "all", *, data_dir=None, download: bool = False, path=None,
-         verify: bool = True, seed: int = 0, fractions=(0.4, 0.4, 0.2), protected: str | None = None,
-         **kwargs) -> Dataset:
+         verify: bool = True, seed: int = 0, fractions=(0.4, 0.4, 0.2),
+         protected: str | None = None) -> Dataset:
   """Loads a tabular fairness data set (see the module docstring for each one).
 
   Args:
     name: one of ``NAMES``.
     split: ``'all' | 'train' | 'unlabeled' | 'test'`` (compas, german); ``'all' | 'train' | 'test'``
-      (adult); ``'train' | 'test' | 'unlabeled'`` (fair_synthetic).
+      (adult).
     data_dir, download, path, verify: where the files come from (module docstring).
-    seed: the random partition (compas, german) or the generator key (fair_synthetic).
+    seed: the random partition (compas, german).
     fractions: train/unlabeled/test shares of the random partition.
     protected: which attribute is protected: adult ``'sex'|'race'``, german ``'age'|'sex'``.
-    **kwargs: `lipprune.fairness.synthetic.GeneratorConfig` fields for ``fair_synthetic``.
   """
   if name not in NAMES:
     raise ValueError(f"unknown tabular dataset {name!r}; expected one of {list(NAMES)}")
-  if kwargs and name != "fair_synthetic":
-    raise TypeError(f"unexpected options for {name!r}: {sorted(kwargs)}")
   find = lambda fn: locate(fn, data_dir=data_dir, path=path, download=download, verify=verify)
   if name == "compas":
     if protected not in (None, "race"):
@@ -411,20 +409,3 @@ def load(name: str, split: str = "all", *, data_dir=None, download: bool = False
       x, y, g = (np.concatenate([parts["train"][i], parts["test"][i]]) for i in range(3))
       return _dataset(name, x, y, g)
     return _dataset(name, *parts[split])
-  return _load_synthetic(split, seed, kwargs)
-
-
-def _load_synthetic(split, seed, kwargs):
-  import jax  # pylint: disable=g-import-not-at-top
-  from lipprune.fairness import synthetic  # pylint: disable=g-import-not-at-top
-  if split not in ("train", "test", "unlabeled"):
-    raise ValueError(f"split={split!r} for 'fair_synthetic'; expected one of ['train', 'test', 'unlabeled']")
-  fields = {f.name for f in __import__("dataclasses").fields(synthetic.GeneratorConfig)}
-  unknown = sorted(set(kwargs) - fields)
-  if unknown:
-    raise TypeError(f"unexpected options for 'fair_synthetic': {unknown}; allowed: {sorted(fields)}")
-  data = synthetic.generate(jax.random.key(seed), synthetic.GeneratorConfig(**kwargs))
-  s = {k: np.asarray(v) for k, v in data[split].items()}
-  return Dataset(x=s["x"].astype(np.float32), y=s["y"].astype(np.int32), num_classes=2,
-                 name="fair_synthetic", extras={"group": s["rho"].astype(np.int32),
-                                                "z": s["z"].astype(np.int32)})
