@@ -5,9 +5,21 @@ import os
 from typing import Any, Iterable
 
 import jax
-from absl import logging
+from absl import flags, logging
+from ml_collections import config_flags
 
 from lipprune.train import io
+
+
+def define_job_flags() -> None:
+  """Defines ``--config`` (an ml_collections config file, ``--config.x=y`` overrides) and
+  ``--workdir``, once per process: jobs import each other's builders, and absl flags may be defined
+  only once."""
+  if "config" not in flags.FLAGS:
+    config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+                                    lock_config=True)
+  if "workdir" not in flags.FLAGS:
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 
 
 def validate_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:

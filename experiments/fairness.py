@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from experiments import common
 from lipprune import models
@@ -38,9 +37,7 @@ from lipprune.data import tabular
 from lipprune.fairness import bias, losses, metrics, synthetic, training
 from lipprune.train import io
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results, tables and plots.")
+common.define_job_flags()
 
 DATASETS = ("synthetic", "compas")
 MODELS = ("logistic", "mlp")
@@ -358,7 +355,9 @@ def run(config, workdir: str) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
-  run(_CONFIG.value, _WORKDIR.value)
+  common.quiet_library_logs()
+  common.maybe_initialize_distributed()
+  run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from typing import Any
 import jax
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from experiments import common
 from experiments import train as train_job
@@ -39,13 +38,7 @@ from lipprune.sparsity import shrink as shrink_lib
 from lipprune.train import io
 from lipprune.train.checkpoint import Checkpointer
 
-# experiments.train (whose data/model/optimizer builders this job reuses) already defines the same
-# two flags on import; define them only when it has not.
-if "config" not in flags.FLAGS:
-  config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                  lock_config=True)
-if "workdir" not in flags.FLAGS:
-  flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+common.define_job_flags()
 
 MODES = ("iterative", "one_shot")
 
@@ -338,6 +331,7 @@ def _write_results(workdir: str, rows: list[dict], title: str = "") -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  common.quiet_library_logs()
   common.maybe_initialize_distributed()
   results = run(flags.FLAGS.config, flags.FLAGS.workdir)
   for s in results.get("summary", []):

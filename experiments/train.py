@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from experiments import common
 from lipprune import data as data_lib
@@ -24,9 +23,7 @@ from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.train import io, optimizers
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+common.define_job_flags()
 
 
 # Compute dtypes: parameters, optimizer state and the loss stay float32 either way.
@@ -137,7 +134,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   common.quiet_library_logs()
   common.maybe_initialize_distributed()
-  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  results = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
   print({k: v for k, v in results.items()})
 
 
