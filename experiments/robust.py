@@ -24,7 +24,6 @@ import os
 import jax
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from experiments import common
 from lipprune import data as data_lib
@@ -36,13 +35,7 @@ from lipprune.robust import losses as robust_losses
 from lipprune.robust import models as _robust_models  # noqa: F401  (registers yang_cnn1/2)
 from lipprune.train import io, optimizers
 
-# Entry points share the flags; define them only if another experiments module has not (tests
-# import several entry points into one process).
-if "config" not in flags.FLAGS:
-  config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                  lock_config=True)
-if "workdir" not in flags.FLAGS:
-  flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+common.define_job_flags()
 
 NORMS = ("linf", "l2")
 # Methods whose factory takes the training attack's eps and steps from the config.
@@ -282,6 +275,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   common.quiet_library_logs()
+  common.maybe_initialize_distributed()
   table = run(flags.FLAGS.config, flags.FLAGS.workdir)
   if table:
     print(markdown_table(table, flags.FLAGS.config))

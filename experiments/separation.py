@@ -15,20 +15,13 @@ import os
 
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from experiments import common
 from lipprune import data as data_lib
 from lipprune.robust import separation
 from lipprune.train import io
 
-# Entry points share the flags; define them only if another experiments module has not (tests
-# import several entry points into one process).
-if "config" not in flags.FLAGS:
-  config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                  lock_config=True)
-if "workdir" not in flags.FLAGS:
-  flags.DEFINE_string("workdir", None, "Directory for the results.")
+common.define_job_flags()
 
 
 def _norms(config) -> list[str]:
@@ -114,6 +107,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   common.quiet_library_logs()
+  common.maybe_initialize_distributed()
   run(flags.FLAGS.config, flags.FLAGS.workdir)
   print(open(os.path.join(flags.FLAGS.workdir, "separation.md")).read())
 
