@@ -35,6 +35,7 @@ def test_time_calls_and_throughput_with_a_scripted_clock():
   assert seconds == [2.0, 1.0, 4.0] and calls == [5, 5, 5]
   # Median repeat 2 s for 5 steps of 8 examples: 20 ex/s.
   assert common.throughput(8, 5, seconds) == pytest.approx(20.0)
+  assert common.best_throughput(8, 5, seconds) == pytest.approx(40.0)
   with pytest.raises(ValueError, match="steps and repeats"):
     common.time_calls(run, steps=0, repeats=1)
 
@@ -149,6 +150,8 @@ def test_bench_model_mlp_smoke(torch):
   row = bts.bench_model("mlp", batch_size=16, steps=2, warmup=1, repeats=1)
   assert row["lipprune_ex_per_s"] > 0 and row["torch_ex_per_s"] > 0
   assert row["ratio"] == pytest.approx(row["lipprune_ex_per_s"] / row["torch_ex_per_s"])
+  # One repeat: its median is its minimum.
+  assert row["best_ratio"] == pytest.approx(row["ratio"])
   assert row["lipprune_params"] == row["torch_params"] == 266_610
   assert math.isfinite(row["lipprune_final_loss"]) and math.isfinite(row["torch_final_loss"])
   assert len(row["lipprune_seconds"]) == len(row["torch_seconds"]) == 1
