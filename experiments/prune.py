@@ -132,9 +132,20 @@ def _eval(model, state, arrays, config, mesh):
                             batch_size=config.eval_batch_size, mesh=mesh)
 
 
-def run(config, workdir: str) -> dict:
+def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=None) -> dict:
   """Runs (or resumes) every seed and arm of ``config`` in ``workdir``; returns the results dict
-  (``{'finished': False}`` when stopped early by ``stop_after_steps``)."""
+  (``{'finished': False}`` when stopped early by ``stop_after_steps``).
+
+  The hooks let other studies reuse the driver unchanged (experiments.joint prunes robust and fair
+  models with them):
+    make_loss: ``model -> loss_fn`` for the original run and every retraining (default: natural
+      cross-entropy).
+    extra_eval: ``(model, state, test_arrays, key) -> {name: float}``, evaluated on the test set for
+      the dense network and after every round; the metrics join the rows as ``test_<name>``, are
+      aggregated over seeds and plotted against the compression ratio.
+    prepare_data: ``(train_ds, test_ds, key) -> (train_ds, test_ds)`` applied once after loading,
+      with a key from ``config.seed`` (the same data for every model seed).
+  """
   arms = validate_config(config)
   fractions = sparsity.round_fractions(
       config.prune.mode, fraction=config.prune.fraction, rounds=config.prune.get("rounds") or None,
@@ -149,6 +160,9 @@ def run(config, workdir: str) -> dict:
     return io.read_json(final_path)
 
   train_ds, test_ds = train_job.load_data(config)
+  if prepare_data is not None:
+    train_ds, test_ds = prepare_data(train_ds, test_ds,
+                                     jax.random.fold_in(jax.random.key(config.seed), 7))
   train_arrays, test_arrays = train_ds.arrays(), test_ds.arrays()
   mesh = train_lib.make_mesh()
   budget = _Budget(config.get("stop_after_steps", 0))
@@ -161,8 +175,18 @@ def run(config, workdir: str) -> dict:
   for seed in config.seeds:
     root = jax.random.key(seed)
     init_key, run_key, prune_key, reinit_key = jax.random.split(root, 4)
+    eval_key = jax.random.fold_in(root, 5)
     model, state0, tx, sched, num_steps = train_job.build(config, train_ds, init_key)
-    loss_fn = train_lib.cross_entropy(model, label_smoothing=config.get("label_smoothing", 0.0))
+    if make_loss is not None:
+      loss_fn = make_loss(model)
+    else:
+      loss_fn = train_lib.cross_entropy(model, label_smoothing=config.get("label_smoothing", 0.0))
+
+    def extra(state, key):
+      if extra_eval is None:
+        return {}
+      return {f"test_{k}": float(v) for k, v in extra_eval(model, state, test_arrays, key).items()}
+
     step_cache = {}
 
     def step_fn(schedule_key, schedule):
@@ -198,7 +222,7 @@ def run(config, workdir: str) -> dict:
                    "alive": stats["alive"], "train_accuracy": tr["accuracy"],
                    "train_loss": tr["loss"], "test_accuracy": te["accuracy"],
                    "test_loss": te["loss"], "pruned_test_accuracy": te["accuracy"],
-                   "retrain_steps": 0}
+                   "retrain_steps": 0, **extra(dense, eval_key)}
       io.write_json(dense_path, dense_row)
 
     try:
@@ -246,6 +270,7 @@ def run(config, workdir: str) -> dict:
                  "alive": stats["alive"], "train_accuracy": tr["accuracy"], "train_loss": tr["loss"],
                  "test_accuracy": te["accuracy"], "test_loss": te["loss"],
                  "pruned_test_accuracy": pruned["accuracy"], "retrain_steps": n,
+                 **extra(new, jax.random.fold_in(eval_key, r)),
                  "layer_density": {k: v["density"] for k, v in stats["layers"].items()}}
           io.write_json(result_path, row)
           logging.info("seed %d %s round %d: density %.4f test acc %.4f", seed, arm.label, r,
@@ -274,15 +299,22 @@ AGG_FIELDS = ("density", "compression", "train_accuracy", "test_accuracy", "test
               "pruned_test_accuracy")
 
 
+def extra_fields(rows: list[dict]) -> tuple[str, ...]:
+  """The ``test_<name>`` metrics that an ``extra_eval`` hook added to every row."""
+  keys = set.intersection(*(set(r) for r in rows)) if rows else set()
+  return tuple(sorted(k for k in keys if k.startswith("test_") and k not in AGG_FIELDS))
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
   """Mean and standard deviation over seeds of every (arm, round)."""
+  fields = AGG_FIELDS + extra_fields(rows)
   groups: dict[tuple, list[dict]] = {}
   for r in rows:
     groups.setdefault((r["arm"], r["round"]), []).append(r)
   out = []
   for (arm, rnd), rs in sorted(groups.items()):
     rec: dict[str, Any] = {"arm": arm, "round": rnd, "num_seeds": len(rs)}
-    for f in AGG_FIELDS:
+    for f in fields:
       v = np.asarray([x[f] for x in rs], np.float64)
       rec[f"{f}_mean"] = float(v.mean())
       rec[f"{f}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
@@ -290,8 +322,9 @@ def aggregate(rows: list[dict]) -> list[dict]:
   return out
 
 
-def plot(summary: list[dict], path: str, title: str = "") -> None:
-  """Test accuracy vs compression ratio (log x), one line per arm, mean +- std over seeds."""
+def plot(summary: list[dict], path: str, title: str = "", metric: str = "test_accuracy") -> None:
+  """``metric`` (default test accuracy, in %) vs compression ratio (log x), one line per arm, mean
+  +- std over seeds."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -299,13 +332,14 @@ def plot(summary: list[dict], path: str, title: str = "") -> None:
   for arm in sorted({s["arm"] for s in summary}):
     rs = sorted((s for s in summary if s["arm"] == arm), key=lambda s: s["round"])
     x = np.asarray([s["compression_mean"] for s in rs])
-    y = np.asarray([100 * s["test_accuracy_mean"] for s in rs])
-    e = np.asarray([100 * s["test_accuracy_std"] for s in rs])
+    scale = 100 if metric.endswith("accuracy") else 1
+    y = np.asarray([scale * s[f"{metric}_mean"] for s in rs])
+    e = np.asarray([scale * s[f"{metric}_std"] for s in rs])
     ax.plot(x, y, marker="o", ms=3, label=arm)
     ax.fill_between(x, y - e, y + e, alpha=0.2)
   ax.set_xscale("log")
   ax.set_xlabel("compression ratio (prunable weights before / after)")
-  ax.set_ylabel("test accuracy (%)")
+  ax.set_ylabel(metric.replace("_", " ") + (" (%)" if metric.endswith("accuracy") else ""))
   ax.set_title(title)
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize=8)
@@ -324,6 +358,8 @@ def _write_results(workdir: str, rows: list[dict], title: str = "") -> dict:
     io.write_csv(os.path.join(workdir, "results.csv"), flat_rows)
     io.write_csv(os.path.join(workdir, "summary.csv"), summary)
     plot(summary, os.path.join(workdir, "accuracy_vs_compression.png"), title)
+    for field in extra_fields(rows):
+      plot(summary, os.path.join(workdir, f"{field}_vs_compression.png"), title, metric=field)
     io.write_json(os.path.join(workdir, "results.json"), results)
   return results
 
