@@ -27,6 +27,9 @@ tests/test_bench.py copies lipprune's weights into it and checks the logits agre
 
 Threads: XLA's CPU backend uses every core of the machine; torch gets
 ``torch.set_num_threads(os.cpu_count())`` (``--torch_threads`` overrides) so both use all cores.
+``main`` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before importing torch: with
+torch's default busy-waiting OpenMP workers, any other job on the cores makes torch 5-20x slower
+while XLA's thread pool slows about 2x, which would measure the neighbours, not the step.
 Contenders alternate repeats (bench.common.measure_interleaved) so load drift hits both alike.
 """
 from __future__ import annotations
@@ -358,6 +361,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  # libgomp reads this once, when torch loads it: set before the first torch import. Busy-waiting
+  # OpenMP workers collapse when the cores are shared (a ResNet-20 step measured 2.3 s with the
+  # default policy and 0.36 s with PASSIVE at load average 6 on 2 cores); export another value
+  # to override.
+  torch_preloaded = "torch" in sys.modules
+  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
   torch = common.optional_import("torch")
   if torch is None:
     print(common.missing_dependency_message("torch"), file=sys.stderr)
@@ -368,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   common.print_machine_info({
       "jax": f"{jax.__version__} devices={jax.devices()}",
       "torch": f"{torch.__version__} threads={torch.get_num_threads()}",
+      "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "") + (
+          " (torch was imported before main: its OpenMP read the environment then)"
+          if torch_preloaded else ""),
       "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
   })
   rows = []

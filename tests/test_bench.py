@@ -166,7 +166,8 @@ def test_bench_rejects_bad_arguments(torch):
   assert (args.batch_size, args.models, args.steps) == (32, ["mlp"], 4)
 
 
-def test_main_prints_table(torch, capsys):
+def test_main_prints_table(torch, capsys, monkeypatch):
+  monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # main sets a default; keep the env restorable
   threads = torch.get_num_threads()
   try:
     assert bts.main(["--models=mlp", "--batch_size=8", "--steps=1", "--repeats=1",
@@ -175,3 +176,4 @@ def test_main_prints_table(torch, capsys):
     torch.set_num_threads(threads)
   out = capsys.readouterr().out
   assert "ratio (lipprune/torch)" in out and "devices=" in out and "266,610" in out
+  assert "OMP_WAIT_POLICY: PASSIVE" in out
