@@ -5,7 +5,7 @@ import os
 from typing import Any, Iterable
 
 import jax
-from absl import flags, logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lipprune.train import io
@@ -20,6 +20,16 @@ def define_job_flags() -> None:
                                     lock_config=True)
   if "workdir" not in flags.FLAGS:
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+
+
+def start_job(argv) -> tuple:
+  """The opening of every job's ``main``: rejects stray arguments, quiets library INFO logs,
+  initializes jax.distributed when launched multi-process; returns ``(config, workdir)``."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  quiet_library_logs()
+  maybe_initialize_distributed()
+  return flags.FLAGS.config, flags.FLAGS.workdir
 
 
 def validate_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:

@@ -353,11 +353,8 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("Too many command-line arguments.")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  run(flags.FLAGS.config, flags.FLAGS.workdir)
+  config, workdir = common.start_job(argv)
+  run(config, workdir)
 
 
 if __name__ == "__main__":

@@ -133,11 +133,8 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  results = run(flags.FLAGS.config, flags.FLAGS.workdir)
+  config, workdir = common.start_job(argv)
+  results = run(config, workdir)
   for s in results.get("summary", []):
     extra = "  ".join(f"{k[:-5]} {v:.4g}" for k, v in s.items()
                       if k.endswith("_mean") and k[:-5] not in prune_job.AGG_FIELDS)

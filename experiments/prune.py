@@ -365,11 +365,8 @@ def _write_results(workdir: str, rows: list[dict], title: str = "") -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  results = run(flags.FLAGS.config, flags.FLAGS.workdir)
+  config, workdir = common.start_job(argv)
+  results = run(config, workdir)
   for s in results.get("summary", []):
     print(f"{s['arm']:40s} round {s['round']:2d} density {s['density_mean']:.4f} "
           f"test acc {s['test_accuracy_mean']:.4f} +- {s['test_accuracy_std']:.4f}")

@@ -272,13 +272,10 @@ def run(config, workdir: str) -> list[dict]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  table = run(flags.FLAGS.config, flags.FLAGS.workdir)
+  config, workdir = common.start_job(argv)
+  table = run(config, workdir)
   if table:
-    print(markdown_table(table, flags.FLAGS.config))
+    print(markdown_table(table, config))
 
 
 if __name__ == "__main__":

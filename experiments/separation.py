@@ -104,12 +104,9 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  run(flags.FLAGS.config, flags.FLAGS.workdir)
-  print(open(os.path.join(flags.FLAGS.workdir, "separation.md")).read())
+  config, workdir = common.start_job(argv)
+  run(config, workdir)
+  print(open(os.path.join(workdir, "separation.md")).read())
 
 
 if __name__ == "__main__":

@@ -130,11 +130,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  common.quiet_library_logs()
-  common.maybe_initialize_distributed()
-  results = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  config, workdir = common.start_job(argv)
+  results = train_and_evaluate(config, workdir)
   print({k: v for k, v in results.items()})
 
 

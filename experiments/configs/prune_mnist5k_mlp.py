@@ -10,55 +10,18 @@ T = 20 epochs. Retraining length t = T for fine-tuning and LR rewinding (the pap
 and t = 0.75 T for weight rewinding (rewind to epoch 5, an early point as in the paper's best
 weight-rewinding results). About 15 minutes on 2 CPU cores.
 """
-import ml_collections
+
+from experiments.configs import prune_digits_mlp
 
 
 def get_config():
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.seeds = (0, 1, 2)
-  # Data.
+  c = prune_digits_mlp.get_config()
   c.dataset = "mnist5k"
-  c.data_dir = ""
-  c.download = False
-  c.validation_size = 0
-  c.augment = "none"
-  # Model.
-  c.model = "mlp"
-  c.model_kwargs = ml_collections.ConfigDict({"hidden": (300, 100)})
-  # Original training (T).
-  c.batch_size = 64
   c.num_epochs = 20
-  c.optimizer = "sgd"
-  c.momentum = 0.9
-  c.nesterov = False
-  c.weight_decay = 1e-4
-  c.learning_rate = 0.05
-  c.lr_schedule = "step"
   c.lr_boundaries_epochs = (10, 15)
-  c.lr_decay_factor = 0.1
-  c.warmup_epochs = 0
-  c.label_smoothing = 0.0
-  # Pruning.
-  c.prune = ml_collections.ConfigDict()
-  c.prune.mode = "iterative"
-  c.prune.fraction = 0.2
-  c.prune.rounds = 14
-  c.prune.target_sparsity = 0.0
-  c.prune.normalize = ""
-  c.prune.spare_first = False
-  c.prune.spare_last = False
-  c.prune.layer_rates = ml_collections.ConfigDict()
-  # Retraining: t in epochs (default for every arm; an arm's '@t' overrides it).
   c.retrain_epochs = 20.0
-  c.lr_rewind_reset_opt = False
   c.arms = ("global_magnitude:fine_tune", "global_magnitude:weight_rewind@15",
             "global_magnitude:lr_rewind", "random:lr_rewind",
             # Controls: Lottery Ticket rewinding to initialization, random reinitialization.
             "global_magnitude:weight_rewind@20", "global_magnitude:reinit")
-  # Bookkeeping.
-  c.log_every = 1000
-  c.eval_batch_size = 1000
-  c.checkpoint_every = 0
-  c.stop_after_steps = 0
   return c
