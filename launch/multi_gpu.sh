@@ -28,24 +28,13 @@
 #       --workdir=/tmp/r20
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "$(basename "$0"): $*" >&2; echo "see $0 --help" >&2; exit 2; }
-# Prints arguments as one shell line (quoted only where needed), so a dry run can be pasted.
-quote() {
-  local out=() a
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-  done
-  echo "${out[*]}"
-}
-run() { if [[ $DRY_RUN == 1 ]]; then quote "$@"; else "$@"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Starts one process in the background with its output in a log file.
 run_bg() {
   local log=$1; shift
   if [[ $DRY_RUN == 1 ]]; then echo "$(quote "$@") > $(quote "$log") 2>&1 &"; else "$@" > "$log" 2>&1 & PIDS+=($!); fi
 }
 
-JOBS="train prune robust separation fairness"
 DRY_RUN=${DRY_RUN:-0}
 PY=${PYTHON:-python3}
 JOB="" CONFIG="" WORKDIR="" GPUS="" MEM="" PROCESSES=0 PORT=12355 CPU=0 EXTRA=() PIDS=()

@@ -24,19 +24,8 @@
 #       --workdir=$SCRATCH/r20 --nodes=2 --gpus_per_node=4 --time=04:00:00 --partition=gpu
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "$(basename "$0"): $*" >&2; echo "see $0 --help" >&2; exit 2; }
-# Prints arguments as one shell line (quoted only where needed), so a dry run can be pasted.
-quote() {
-  local out=() a
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-  done
-  echo "${out[*]}"
-}
-run() { if [[ $DRY_RUN == 1 ]]; then quote "$@"; else "$@"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-JOBS="train prune robust separation fairness"
 DRY_RUN=${DRY_RUN:-0}
 PY=${PYTHON:-python3}
 JOB="" CONFIG="" WORKDIR="" NODES=1 GPUS=1 TASKS=gpu TIME=01:00:00 PARTITION="" ACCOUNT=""

@@ -40,7 +40,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-JOBS = ("train", "prune", "robust", "separation", "fairness")
+JOBS = ("train", "prune", "robust", "separation", "fairness", "joint")
 LAUNCHERS = ("local", "print", "slurm")
 _KEY = re.compile(r"^(config\.)?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -37,19 +37,8 @@
 #   launch/tpu_vm.sh fetch $Z $B && launch/tpu_vm.sh delete $Z
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "$(basename "$0"): $*" >&2; echo "see $0 --help" >&2; exit 2; }
-# Prints arguments as one shell line (quoted only where needed), so a dry run can be pasted.
-quote() {
-  local out=() a
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-  done
-  echo "${out[*]}"
-}
-run() { if [[ $DRY_RUN == 1 ]]; then quote "$@"; else "$@"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-JOBS="train prune robust separation fairness"
 SUBCOMMANDS="create install mount run fetch delete"
 DRY_RUN=${DRY_RUN:-0}
 CMD=${1:-}
