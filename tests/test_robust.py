@@ -282,6 +282,16 @@ def test_yang_cnns_shapes():
     p, s = m.init(jax.random.key(0), x)
     assert m.apply(p, s, x, train=False)[0].shape == (2, 10)
     assert p["fc1"]["kernel"].size == n
+    # bfloat16 compute: params and logits stay float32, and track the float32 network.
+    m16 = models.create(name, 10, dtype=jnp.bfloat16)
+    p16, _ = m16.init(jax.random.key(0), x)
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(p16))
+    xr = jax.random.uniform(jax.random.key(1), x.shape)
+    p = jax.tree.map(lambda a: a + 0.01, p)  # yang_cnn2's head starts at zero
+    out32 = m.apply(p, s, xr, train=False)[0]
+    out16 = m16.apply(p, s, xr, train=False)[0]
+    assert out16.dtype == jnp.float32
+    assert float(jnp.max(jnp.abs(out16 - out32)) / jnp.max(jnp.abs(out32))) < 5e-2
 
 
 @pytest.mark.slow
