@@ -101,12 +101,17 @@ def test_missing_and_offline_errors_name_both_options_fast(tmp_path, monkeypatch
   assert time.time() - t < 5
 
 
-def test_bad_arguments():
+def test_bad_arguments_fail_before_any_file_is_read(tmp_path):
+  empty = str(tmp_path)  # no data here: each error must come from the arguments alone
   with pytest.raises(ValueError, match="unknown tabular dataset 'fair_synthetic'"):
     tabular.load("fair_synthetic", "train")
-  with pytest.raises(ValueError, match="split"):
-    tabular.load("compas", "validation", data_dir=SHARED)
+  with pytest.raises(ValueError, match=r"split='validation' for 'compas'.*'unlabeled'"):
+    tabular.load("compas", "validation", data_dir=empty)
+  with pytest.raises(ValueError, match=r"split='unlabeled' for 'adult'"):
+    tabular.load("adult", "unlabeled", data_dir=empty)
   with pytest.raises(TypeError, match="wings"):
     tabular.load("german", "train", wings=2)
-  with pytest.raises(ValueError, match="protected"):
-    tabular.load("german", protected="height", data_dir=SHARED)
+  with pytest.raises(ValueError, match=r"protected='height' for german; expected one of \['age', 'sex'\]"):
+    tabular.load("german", protected="height", data_dir=empty)
+  with pytest.raises(ValueError, match=r"protected='sex' for compas"):
+    tabular.load("compas", protected="sex", data_dir=empty)

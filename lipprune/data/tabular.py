@@ -48,6 +48,8 @@ import numpy as np
 from lipprune.data.dataset import Dataset
 
 NAMES = ("compas", "adult", "german")
+# The protected attributes each dataset offers; the first is the default.
+PROTECTED = {"compas": ("race",), "adult": ("sex", "race"), "german": ("age", "sex")}
 SPLITS_RANDOM = ("all", "train", "unlabeled", "test")
 NETWORK_TIMEOUT_S = 3.0
 
@@ -391,18 +393,20 @@ def load(name: str, split: str = "all", *, data_dir=None, download: bool = False
   """
   if name not in NAMES:
     raise ValueError(f"unknown tabular dataset {name!r}; expected one of {list(NAMES)}")
+  # Arguments are checked before any file is read or fetched.
+  splits = ("all", "train", "test") if name == "adult" else SPLITS_RANDOM
+  if split not in splits:
+    raise ValueError(f"split={split!r} for {name!r}; expected one of {list(splits)}")
+  if protected not in (None,) + PROTECTED[name]:
+    raise ValueError(f"protected={protected!r} for {name}; expected one of {list(PROTECTED[name])}")
   find = lambda fn: locate(fn, data_dir=data_dir, path=path, download=download, verify=verify)
   if name == "compas":
-    if protected not in (None, "race"):
-      raise ValueError(f"protected={protected!r} for compas; expected 'race' (African-American)")
     x, y, group, _ = read_compas(find("compas-scores-two-years.csv"))
     return random_split(_dataset(name, x, y, group), split, seed, fractions)
   if name == "german":
     x, y, group, _ = read_german(find("german.data"), protected or "age")
     return random_split(_dataset(name, x, y, group), split, seed, fractions)
   if name == "adult":
-    if split not in ("all", "train", "test"):
-      raise ValueError(f"split={split!r} for 'adult'; expected one of ['all', 'train', 'test']")
     test_file = find("adult.test") if split != "train" else None
     parts, _ = read_adult(find("adult.data"), test_file, protected or "sex")
     if split == "all":
