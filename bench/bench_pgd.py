@@ -199,7 +199,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  torch = common.optional_import("torch")
+  torch = common.import_torch()
   if torch is None:
     print(common.missing_dependency_message("torch"), file=sys.stderr)
     return 0

@@ -361,13 +361,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  # libgomp reads this once, when torch loads it: set before the first torch import. Busy-waiting
-  # OpenMP workers collapse when the cores are shared (a ResNet-20 step measured 2.3 s with the
-  # default policy and 0.36 s with PASSIVE at load average 6 on 2 cores); export another value
-  # to override.
   torch_preloaded = "torch" in sys.modules
-  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-  torch = common.optional_import("torch")
+  torch = common.import_torch()
   if torch is None:
     print(common.missing_dependency_message("torch"), file=sys.stderr)
     return 0
