@@ -129,7 +129,11 @@ def hooks(config) -> dict:
 
 def run(config, workdir: str) -> dict:
   validate_config(config)
-  return prune_job.run(config, workdir, **hooks(config))
+  j = config.joint
+  what = j.method if j.kind == "robust" else (
+      f"{j.penalty} penalty eta={j.eta:g}, label bias {j.label_bias:g}")
+  title = f"{config.model} on {config.dataset}, {what}, {len(config.seeds)} seed(s)"
+  return prune_job.run(config, workdir, title=title, **hooks(config))
 
 
 def main(argv):

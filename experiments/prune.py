@@ -132,7 +132,8 @@ def _eval(model, state, arrays, config, mesh):
                             batch_size=config.eval_batch_size, mesh=mesh)
 
 
-def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=None) -> dict:
+def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=None,
+        title: str | None = None) -> dict:
   """Runs (or resumes) every seed and arm of ``config`` in ``workdir``; returns the results dict
   (``{'finished': False}`` when stopped early by ``stop_after_steps``).
 
@@ -145,6 +146,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
       aggregated over seeds and plotted against the compression ratio.
     prepare_data: ``(train_ds, test_ds, key) -> (train_ds, test_ds)`` applied once after loading,
       with a key from ``config.seed`` (the same data for every model seed).
+    title: the plots' title (default: model, dataset and number of seeds).
   """
   arms = validate_config(config)
   fractions = sparsity.round_fractions(
@@ -277,7 +279,8 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
                        row["density"], row["test_accuracy"])
         rows.append(row)
         prev = new
-  return _write_results(workdir, rows, f"{config.model} on {config.dataset}, {len(config.seeds)} seed(s)")
+  title = title or f"{config.model} on {config.dataset}, {len(config.seeds)} seed(s)"
+  return _write_results(workdir, rows, title)
 
 
 def _retrain_start(arm, prev, masks, snapshots, state0, sched, tx, num_steps, t, model, train_ds,
