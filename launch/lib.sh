@@ -17,3 +17,25 @@ quote() {
 run() { if [[ $DRY_RUN == 1 ]]; then quote "$@"; else "$@"; fi; }
 
 JOBS="train prune robust separation fairness joint"
+
+# The options every launcher takes (sets JOB, CONFIG, WORKDIR, PY, DRY_RUN; --help prints usage);
+# returns 1 for any other argument.
+common_option() {
+  case $1 in
+    --job=*) JOB=${1#*=} ;;
+    --config=*) CONFIG=${1#*=} ;;
+    --workdir=*) WORKDIR=${1#*=} ;;
+    --python=*) PY=${1#*=} ;;
+    --dry_run) DRY_RUN=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Dies unless --job names a job, --config an existing config file, and --workdir is given.
+check_job_args() {
+  [[ " $JOBS " == *" $JOB "* && -n $JOB ]] || die "--job='$JOB' is not one of: $JOBS"
+  [[ -n $CONFIG ]] || die "--config is required"
+  [[ -f ${CONFIG%%:*} ]] || die "--config='$CONFIG': no such file (run from the repository root)"
+  [[ -n $WORKDIR ]] || die "--workdir is required"
+}

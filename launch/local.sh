@@ -27,23 +27,14 @@ PY=${PYTHON:-python3}
 JOB="" CONFIG="" WORKDIR="" CPU_DEVICES="" INSTALL=0 EXTRA=()
 while (($#)); do
   case $1 in
-    --job=*) JOB=${1#*=} ;;
-    --config=*) CONFIG=${1#*=} ;;
-    --workdir=*) WORKDIR=${1#*=} ;;
     --cpu_devices=*) CPU_DEVICES=${1#*=} ;;
     --install) INSTALL=1 ;;
-    --python=*) PY=${1#*=} ;;
-    --dry_run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (options take the form --name=value)" ;;
+    *) common_option "$1" || die "unknown argument '$1' (options take the form --name=value)" ;;
   esac
   shift
 done
-[[ " $JOBS " == *" $JOB "* && -n $JOB ]] || die "--job='$JOB' is not one of: $JOBS"
-[[ -n $CONFIG ]] || die "--config is required"
-[[ -f ${CONFIG%%:*} ]] || die "--config='$CONFIG': no such file (run from the repository root)"
-[[ -n $WORKDIR ]] || die "--workdir is required"
+check_job_args
 [[ -z $CPU_DEVICES || $CPU_DEVICES =~ ^[1-9][0-9]*$ ]] || die "--cpu_devices='$CPU_DEVICES' is not a positive integer"
 
 ENV=()

@@ -40,26 +40,17 @@ PY=${PYTHON:-python3}
 JOB="" CONFIG="" WORKDIR="" GPUS="" MEM="" PROCESSES=0 PORT=12355 CPU=0 EXTRA=() PIDS=()
 while (($#)); do
   case $1 in
-    --job=*) JOB=${1#*=} ;;
-    --config=*) CONFIG=${1#*=} ;;
-    --workdir=*) WORKDIR=${1#*=} ;;
     --gpus=*) GPUS=${1#*=} ;;
     --mem_fraction=*) MEM=${1#*=} ;;
     --processes=*) PROCESSES=${1#*=} ;;
     --port=*) PORT=${1#*=} ;;
     --cpu) CPU=1 ;;
-    --python=*) PY=${1#*=} ;;
-    --dry_run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (options take the form --name=value)" ;;
+    *) common_option "$1" || die "unknown argument '$1' (options take the form --name=value)" ;;
   esac
   shift
 done
-[[ " $JOBS " == *" $JOB "* && -n $JOB ]] || die "--job='$JOB' is not one of: $JOBS"
-[[ -n $CONFIG ]] || die "--config is required"
-[[ -f ${CONFIG%%:*} ]] || die "--config='$CONFIG': no such file (run from the repository root)"
-[[ -n $WORKDIR ]] || die "--workdir is required"
+check_job_args
 [[ -z $GPUS || $GPUS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--gpus='$GPUS' is not a comma-separated list of GPU ids"
 [[ -z $MEM || $MEM =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || die "--mem_fraction='$MEM' is not a number in (0, 1]"
 [[ $PROCESSES =~ ^[0-9]+$ ]] || die "--processes='$PROCESSES' is not a non-negative integer"

@@ -32,9 +32,6 @@ JOB="" CONFIG="" WORKDIR="" NODES=1 GPUS=1 TASKS=gpu TIME=01:00:00 PARTITION="" 
 CPUS="" MEM="" SBATCH_EXTRA=() EXTRA=()
 while (($#)); do
   case $1 in
-    --job=*) JOB=${1#*=} ;;
-    --config=*) CONFIG=${1#*=} ;;
-    --workdir=*) WORKDIR=${1#*=} ;;
     --nodes=*) NODES=${1#*=} ;;
     --gpus_per_node=*) GPUS=${1#*=} ;;
     --tasks=*) TASKS=${1#*=} ;;
@@ -44,18 +41,12 @@ while (($#)); do
     --cpus_per_task=*) CPUS=${1#*=} ;;
     --mem=*) MEM=${1#*=} ;;
     --sbatch_arg=*) SBATCH_EXTRA+=("${1#*=}") ;;
-    --python=*) PY=${1#*=} ;;
-    --dry_run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (options take the form --name=value)" ;;
+    *) common_option "$1" || die "unknown argument '$1' (options take the form --name=value)" ;;
   esac
   shift
 done
-[[ " $JOBS " == *" $JOB "* && -n $JOB ]] || die "--job='$JOB' is not one of: $JOBS"
-[[ -n $CONFIG ]] || die "--config is required"
-[[ -f ${CONFIG%%:*} ]] || die "--config='$CONFIG': no such file (run from the repository root)"
-[[ -n $WORKDIR ]] || die "--workdir is required"
+check_job_args
 [[ $NODES =~ ^[1-9][0-9]*$ ]] || die "--nodes='$NODES' is not a positive integer"
 [[ $GPUS =~ ^[0-9]+$ ]] || die "--gpus_per_node='$GPUS' is not a non-negative integer"
 [[ $TASKS == gpu || $TASKS == node ]] || die "--tasks='$TASKS' is not one of: gpu node"

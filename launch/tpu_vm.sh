@@ -55,15 +55,10 @@ while (($#)); do
     --version=*) VERSION=${1#*=} ;;
     --project=*) PROJECT=${1#*=} ;;
     --spot) SPOT=1 ;;
-    --job=*) JOB=${1#*=} ;;
-    --config=*) CONFIG=${1#*=} ;;
-    --workdir=*) WORKDIR=${1#*=} ;;
     --bucket=*) BUCKET=${1#*=} ;;
     --dest=*) DEST=${1#*=} ;;
-    --dry_run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (options take the form --name=value)" ;;
+    *) common_option "$1" || die "unknown argument '$1' (options take the form --name=value)" ;;
   esac
   shift
 done
