@@ -26,6 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import common
+from experiments import train as train_job
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import train as train_lib
@@ -85,17 +86,11 @@ def method_specs(config) -> list[str]:
 
 
 def validate_config(config) -> None:
-  """Checks every name and value before any compute; errors name the field and allowed values."""
-  common.validate_choice("dataset", config.dataset, data_lib.NAMES)
-  common.validate_choice("model", config.model, models.names())
-  common.validate_choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
-  common.validate_choice("lr_schedule", config.lr_schedule, optimizers.SCHEDULES)
-  common.validate_choice("augment", config.augment, augment_lib.AUGMENTATIONS)
+  """Checks every name and value before any compute; errors name the field and allowed values.
+  The training fields are those of experiments.train; the rest are the threat model's."""
+  train_job.validate_config(config)
   common.validate_choice("norm", config.norm, NORMS)
   common.validate_positive("eps", config.eps)
-  common.validate_positive("batch_size", config.batch_size)
-  common.validate_positive("num_epochs", config.num_epochs)
-  common.validate_positive("learning_rate", config.learning_rate)
   common.validate_positive("num_seeds", config.num_seeds)
   common.validate_positive("train_attack_steps", config.train_attack_steps)
   common.validate_positive("eval_steps", config.eval_steps)
