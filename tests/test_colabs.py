@@ -11,7 +11,6 @@ there, and the COMPAS part is skipped (by the notebook, with a printed message) 
 there is no network.
 """
 import json
-import os
 import sys
 import time
 

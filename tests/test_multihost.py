@@ -1,7 +1,6 @@
 """A real two-process `jax.distributed` job on localhost (CPU, 2 simulated devices per process):
 its results equal the single-process run, it resumes after being stopped, and only process 0
 writes results and metrics."""
-import json
 import os
 import socket
 import subprocess

@@ -1,5 +1,4 @@
 """Tests of the training engine: schedules, optimizers, masked steps, loop, checkpoints, I/O."""
-import json
 import os
 import subprocess
 import sys
