@@ -6,6 +6,12 @@ r"""Train one model: the foundation job.
 
 The workdir receives config.json, metrics.jsonl, checkpoints/ and results.json. Rerunning the same
 command resumes from the last checkpoint; a finished run only reports its results again.
+
+With ``--config.streaming=True`` the data are not loaded into memory: the train split is a
+`lipprune.data.streaming.StreamingSource` read batch by batch (each process reads its share) and the
+evaluations stream too (`lipprune.train.loop.evaluate_source`). Any prepared tfds dataset can then be
+named (``imagenet2012``: ``experiments/configs/imagenet_resnet50.py``); batches, holdout and metrics
+are those of the in-memory path on the same examples.
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ from lipprune import data as data_lib
 from lipprune import models
 from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
-from lipprune.train import io, optimizers
+from lipprune.data import loader as loader_lib
+from lipprune.data import streaming as streaming_lib
+from lipprune.train import io, loop, optimizers
 
 common.define_job_flags()
 
@@ -32,7 +40,27 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values."""
-  common.validate_choice("dataset", config.dataset, data_lib.NAMES)
+  common.validate_choice("streaming", config.get("streaming", False), (False, True))
+  if config.get("streaming", False):
+    # Any tfds dataset may stream; whether it is prepared is checked when it is opened.
+    if not isinstance(config.dataset, str) or not config.dataset:
+      raise ValueError(f"config.dataset={config.dataset!r} must name a tfds dataset when "
+                       "config.streaming=True")
+    image_size = config.get("image_size", None)
+    if image_size is not None and not (isinstance(image_size, int) and image_size > 0):
+      raise ValueError(f"config.image_size={image_size!r} must be a positive int or None")
+    common.validate_range("crop_fraction", config.get("crop_fraction", 0.875), 1e-6, 1.0)
+    common.validate_positive("stream_threads", config.get("stream_threads", 1))
+    common.validate_positive("stream_prefetch", config.get("stream_prefetch", 2), allow_zero=True)
+  else:
+    if config.dataset in loader_lib.STREAMING_NAMES:
+      raise ValueError(f"config.dataset={config.dataset!r} does not fit in memory; set "
+                       "--config.streaming=True to stream it")
+    common.validate_choice("dataset", config.dataset, data_lib.NAMES)
+    for field in ("image_size",):
+      if config.get(field, None) is not None:
+        raise ValueError(f"config.{field}={config.get(field)!r} applies only with "
+                         "config.streaming=True (in-memory datasets keep their image size)")
   common.validate_choice("model", config.model, models.names())
   common.validate_choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
   common.validate_choice("lr_schedule", config.lr_schedule, optimizers.SCHEDULES)
@@ -49,12 +77,43 @@ def validate_config(config) -> None:
 def load_data(config):
   """(train, test) Datasets; with ``validation_size > 0`` that many test examples are held out
   and the remainder is the reported test set (Renda et al. hold out 2,000 CIFAR-10 test images)."""
+  if config.get("streaming", False):
+    raise ValueError("config.streaming=True: the data are streamed, not loaded into memory "
+                     "(experiments.train opens them with open_streams); this job loads in memory "
+                     "only, so set --config.streaming=False with an in-memory dataset")
   kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
-  test_ds = data_lib.load(config.dataset, "test", **kwargs)
+  test_ds = data_lib.load(config.dataset, config.get("eval_split", "test"), **kwargs)
   if config.get("validation_size", 0):
     test_ds, _ = data_lib.holdout(test_ds, config.validation_size, config.seed)
   return train_ds, test_ds
+
+
+def open_streams(config, run_key):
+  """``(train_source, test_source, test_indices)`` for ``config.streaming=True``.
+
+  ``train_source`` streams the batches the in-memory path would draw (``key =
+  train_order_key(run_key)``) and also serves the final train-set evaluation; ``test_source`` is a
+  read-only source of ``config.eval_split`` (ImageNet's is ``validation``); ``test_indices`` are the
+  examples reported, which exclude the ``validation_size`` held-out ones exactly as
+  `lipprune.data.holdout` does in memory.
+  """
+  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False),
+                image_size=config.get("image_size", None),
+                crop_fraction=config.get("crop_fraction", 0.875),
+                num_threads=config.get("stream_threads", 1))
+  train_src = streaming_lib.StreamingSource(
+      config.dataset, split=config.get("train_split", "train"), batch_size=config.batch_size,
+      key=streaming_lib.train_order_key(run_key), prefetch=config.get("stream_prefetch", 2),
+      **kwargs)
+  test_src = streaming_lib.StreamingSource(
+      config.dataset, split=config.get("eval_split", "test"), batch_size=None, key=None, **kwargs)
+  if train_src.num_classes is None:
+    raise ValueError(f"{config.dataset}: the tfds metadata gives no number of classes for 'label'")
+  test_indices = np.arange(len(test_src))
+  if config.get("validation_size", 0):
+    test_indices, _ = loader_lib.holdout_indices(len(test_src), config.validation_size, config.seed)
+  return train_src, test_src, test_indices
 
 
 def build_optimizer(config, steps_per_epoch: int):
@@ -71,12 +130,15 @@ def build_optimizer(config, steps_per_epoch: int):
 
 
 def build(config, train_ds, key):
-  """The model, the initial TrainState and the optimizer pieces of a config."""
+  """The model, the initial TrainState and the optimizer pieces of a config.
+
+  ``train_ds`` is a `Dataset` or a `StreamingSource` (``num_classes``, ``len`` and ``read``)."""
   model_kwargs = dict(config.get("model_kwargs", {}))
   if config.get("compute_dtype", "float32") != "float32":  # mixed precision for GPU/TPU
     model_kwargs["dtype"] = COMPUTE_DTYPES[config.compute_dtype]
   model = models.create(config.model, train_ds.num_classes, **model_kwargs)
-  params, model_state = model.init(key, train_ds.x[:1])
+  sample = train_ds.x[:1] if isinstance(train_ds, data_lib.Dataset) else train_ds.read([0])["x"]
+  params, model_state = model.init(key, sample)
   spe = data_lib.steps_per_epoch(len(train_ds), config.batch_size)
   tx, sched, num_steps = build_optimizer(config, spe)
   state = train_lib.TrainState.create(params, model_state, tx)
@@ -92,32 +154,50 @@ def train_and_evaluate(config, workdir: str) -> dict:
     logging.info("%s is finished; results: %s", workdir, results_path)
     return io.read_json(results_path)
 
-  train_ds, test_ds = load_data(config)
   root = jax.random.key(config.seed)
   init_key, run_key = jax.random.split(root)
+  if config.get("streaming", False):
+    train_src, test_src, test_indices = open_streams(config, run_key)
+    try:
+      return _train_and_evaluate(config, workdir, train_src, test_src, test_indices, init_key,
+                                 run_key)
+    finally:
+      train_src.close()
+  train_ds, test_ds = load_data(config)
+  return _train_and_evaluate(config, workdir, train_ds, test_ds, None, init_key, run_key)
+
+
+def _train_and_evaluate(config, workdir, train_ds, test_ds, test_indices, init_key, run_key):
+  """The run itself, on Datasets (``test_indices=None``) or streamed sources."""
+  streaming = test_indices is not None
+  results_path = os.path.join(workdir, "results.json")
   model, state, tx, sched, num_steps = build(config, train_ds, init_key)
   mesh = train_lib.make_mesh()
   loss_fn = train_lib.cross_entropy(model, label_smoothing=config.get("label_smoothing", 0.0))
   step = jax.jit(train_lib.make_train_step(loss_fn, tx, sched,
                                            preprocess=augment_lib.make_augment(config.augment)),
                  donate_argnums=0)
-  test_arrays = test_ds.arrays()
 
-  def eval_fn(s):
-    return train_lib.evaluate(model, s.params, s.model_state, test_arrays,
+  def evaluate(s, ds, indices=None):
+    if streaming:
+      return loop.evaluate_source(model, s.params, s.model_state, ds, indices=indices,
+                                  batch_size=config.eval_batch_size, mesh=mesh)
+    return train_lib.evaluate(model, s.params, s.model_state, ds.arrays(),
                               batch_size=config.eval_batch_size, mesh=mesh)
 
+  def eval_fn(s):
+    return evaluate(s, test_ds, test_indices)
+
   state = train_lib.train(
-      state, step, train_ds.arrays(), batch_size=config.batch_size, num_steps=num_steps,
-      key=run_key, mesh=mesh, ckpt_dir=os.path.join(workdir, "checkpoints"),
+      state, step, train_ds if streaming else train_ds.arrays(), batch_size=config.batch_size,
+      num_steps=num_steps, key=run_key, mesh=mesh, ckpt_dir=os.path.join(workdir, "checkpoints"),
       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       metrics_path=os.path.join(workdir, "metrics.jsonl"), eval_fn=eval_fn,
       eval_every=config.eval_every, stop_after=config.get("stop_after_steps") or None)
   if int(jax.device_get(state.step)) < num_steps:
     logging.info("stopped at step %d of %d (stop_after_steps)", int(state.step), num_steps)
     return {}
-  train_eval = train_lib.evaluate(model, state.params, state.model_state, train_ds.arrays(),
-                                  batch_size=config.eval_batch_size, mesh=mesh)
+  train_eval = evaluate(state, train_ds)
   test_eval = eval_fn(state)
   results = {"dataset": config.dataset, "model": config.model, "steps": num_steps,
              "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),

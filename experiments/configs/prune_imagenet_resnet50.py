@@ -3,9 +3,12 @@
 Original training: 90 epochs, batch 1024, SGD with Nesterov momentum 0.9, LR 0.4 with a 5-epoch
 linear warmup, divided by 10 at epochs 30, 60 and 80, weight decay 1e-4. Densities 0.8^k.
 
-Needs an ImageNet loader named ``imagenet2012`` in `lipprune.data` (not part of the embedded or
-CIFAR-class catalog yet); until one is registered, the job stops at config validation, naming the
-allowed datasets. TPU-pod / multi-GPU scale.
+ImageNet does not fit in host memory, so it is only streamed (``config.streaming=True``, see
+``experiments/configs/imagenet_resnet50.py`` for training it with experiments.train). The pruning
+driver (experiments.prune) still loads its data in memory, so this job stops at config validation
+with a message naming ``config.dataset`` and saying to stream it; pruning on a stream needs
+experiments.prune to open `experiments.train.open_streams` and evaluate with
+`lipprune.train.loop.evaluate_source`. TPU-pod / multi-GPU scale.
 """
 from experiments.configs import prune_cifar10_resnet20
 

@@ -8,6 +8,10 @@ Sources by name:
 * tabular fairness data (lipprune.data.tabular): ``compas``, ``adult``, ``german``. (The
   synthetic generator of Wick et al. is `lipprune.fairness.synthetic.generate`.)
 
+Datasets too large for host memory (``STREAMING_NAMES``: ImageNet) are not loaded here: they are
+streamed batch by batch with `lipprune.data.streaming.StreamingSource` (``config.streaming=True`` in
+the experiments), which reads any prepared tfds dataset; ``load`` refuses them with that advice.
+
 Images are NHWC float32 in [0, 1]; labels are int32.
 """
 from __future__ import annotations
@@ -21,6 +25,8 @@ from lipprune.data.dataset import Dataset
 
 TABULAR_NAMES = ("compas", "adult", "german")
 NAMES = embedded.NAMES + catalog.NAMES + TABULAR_NAMES
+# tfds datasets known not to fit in host memory; `load` refuses them (stream them instead).
+STREAMING_NAMES = ("imagenet2012",)
 
 
 def load(name: str, split: str = "train", *, data_dir=None, download: bool = False, **kwargs) -> Dataset:
@@ -38,9 +44,15 @@ def load(name: str, split: str = "train", *, data_dir=None, download: bool = Fal
     A `lipprune.data.Dataset`.
 
   Raises:
-    ValueError: for an unknown name or split (the message lists the allowed values).
+    ValueError: for an unknown name or split (the message lists the allowed values), or for a name
+      in ``STREAMING_NAMES`` (the message says to stream it).
     FileNotFoundError / ConnectionError: catalog data not prepared and not downloadable.
   """
+  if name in STREAMING_NAMES:
+    raise ValueError(
+        f"Dataset {name!r} does not fit in host memory and is not loaded as arrays; stream it: set "
+        "--config.streaming=True (experiments.train), or use "
+        "lipprune.data.streaming.StreamingSource directly.")
   if name in embedded.NAMES:
     if kwargs:
       raise TypeError(f"Embedded dataset {name!r} takes no options, got {sorted(kwargs)}")
@@ -62,8 +74,16 @@ def holdout(ds: Dataset, n: int, key_or_seed) -> tuple[Dataset, Dataset]:
   original order of ``ds``. Renda et al. (ICLR 2020) hold out 2,000 of CIFAR-10's 10,000 test images
   as a validation set: ``test, val = holdout(load('cifar10', 'test'), 2000, seed)``.
   """
-  if not 0 <= n <= len(ds):
-    raise ValueError(f"holdout size n={n} must be in [0, {len(ds)}]")
+  rest, held = holdout_indices(len(ds), n, key_or_seed)
+  return ds.take(rest), ds.take(held)
+
+
+def holdout_indices(num_examples: int, n: int, key_or_seed) -> tuple[np.ndarray, np.ndarray]:
+  """The sorted indices ``(rest, held)`` that `holdout` takes from a dataset of ``num_examples``:
+  ``held = sort(perm[:n])``, ``rest = sort(perm[n:])`` with ``perm = permutation(key, num_examples)``.
+  Streamed datasets use them to hold out the same examples without loading the split."""
+  if not 0 <= n <= num_examples:
+    raise ValueError(f"holdout size n={n} must be in [0, {num_examples}]")
   key = jax.random.key(int(key_or_seed)) if isinstance(key_or_seed, (int, np.integer)) else key_or_seed
-  perm = np.asarray(jax.random.permutation(key, len(ds)))
-  return ds.take(np.sort(perm[n:])), ds.take(np.sort(perm[:n]))
+  perm = np.asarray(jax.random.permutation(key, num_examples))
+  return np.sort(perm[n:]), np.sort(perm[:n])

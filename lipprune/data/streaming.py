@@ -43,6 +43,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from lipprune.data import catalog
 from lipprune.data.iterators import epoch_permutation, steps_per_epoch
 
 
@@ -83,6 +84,14 @@ def resize_center_crop(image: np.ndarray, image_size: int,
   return image[top:top + image_size, left:left + image_size]
 
 
+def _num_classes(source, label_key: str) -> int | None:
+  """The label feature's class count from the tfds metadata (``None`` if the source has none)."""
+  try:
+    return int(source.dataset_info.features[label_key].num_classes)
+  except (AttributeError, KeyError, TypeError):
+    return None
+
+
 class StreamingSource:
   """Process-local batches of a tfds split, streamed by random access (see the module docstring).
 
@@ -99,7 +108,9 @@ class StreamingSource:
       optionally ``src.__getitems__(indices)``).
     split: the split to read (ignored when ``name`` is a source object).
     data_dir: the tfds data directory (default: tfds' own, ``$TFDS_DATA_DIR``).
-    batch_size: the *global* batch size ``B``, divisible by ``process_count``.
+    batch_size: the *global* batch size ``B``, divisible by ``process_count``; ``None`` (with
+      ``key=None``) opens a read-only source for evaluation: ``read``, ``len`` and ``num_classes``
+      work, ``batch`` raises.
     key: batch-order key (``BatchSampler`` semantics); use `train_order_key` to match `train`.
     image_size: ``None`` (images share one shape) or ``S`` to resize and center-crop to ``S x S``.
     crop_fraction: the center crop's share of the resized shorter side (with ``image_size``).
@@ -117,14 +128,16 @@ class StreamingSource:
   process_local = True
 
   def __init__(self, name: str | Any, *, split: str = "train", data_dir: str | None = None,
-               batch_size: int, key: jax.Array, image_size: int | None = None,
+               batch_size: int | None, key: jax.Array | None, image_size: int | None = None,
                crop_fraction: float = 0.875, image_key: str = "image", label_key: str = "label",
                process_index: int | None = None, process_count: int | None = None,
                num_threads: int = 1, prefetch: int = 0, download: bool = False):
     if isinstance(name, str):
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-      data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir is not None else None
-      self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+      data_dir = (os.path.expanduser(os.fspath(data_dir)) if data_dir is not None
+                  else catalog.default_data_dir())
+      # Missing data fails fast naming the dataset, the directory and how to prepare it.
+      self.source = catalog._open_or_explain(  # pylint: disable=protected-access
+          name, split, data_dir, download, None)
       self.name = f"{name}:{split}"
     else:
       self.source, self.name = name, type(name).__name__
@@ -132,7 +145,10 @@ class StreamingSource:
     self.process_count = jax.process_count() if process_count is None else int(process_count)
     if not 0 <= self.process_index < self.process_count:
       raise ValueError(f"process_index={self.process_index} not in [0, {self.process_count})")
-    if batch_size % self.process_count:
+    if (batch_size is None) != (key is None):
+      raise ValueError("batch_size and key are both given (a training source) or both None "
+                       "(a read-only source)")
+    if batch_size is not None and batch_size % self.process_count:
       raise ValueError(f"batch_size={batch_size} must be divisible by the number of processes "
                        f"({self.process_count})")
     if image_size is not None and image_size <= 0:
@@ -142,10 +158,14 @@ class StreamingSource:
     if num_threads < 1 or prefetch < 0:
       raise ValueError(f"need num_threads >= 1 and prefetch >= 0, got {num_threads}, {prefetch}")
     self.key = key
-    self.batch_size = int(batch_size)
-    self.local_batch_size = self.batch_size // self.process_count
     self.num_examples = len(self.source)
-    self.steps_per_epoch = steps_per_epoch(self.num_examples, self.batch_size)
+    self.num_classes = _num_classes(self.source, label_key)
+    if batch_size is None:
+      self.batch_size = self.local_batch_size = self.steps_per_epoch = None
+    else:
+      self.batch_size = int(batch_size)
+      self.local_batch_size = self.batch_size // self.process_count
+      self.steps_per_epoch = steps_per_epoch(self.num_examples, self.batch_size)
     self.image_size, self.crop_fraction = image_size, float(crop_fraction)
     self.image_key, self.label_key = image_key, label_key
     self.num_threads, self.prefetch = int(num_threads), int(prefetch)
@@ -176,13 +196,16 @@ class StreamingSource:
 
   def global_indices(self, i: int) -> np.ndarray:
     """Example indices of global batch ``i`` (all processes), shape (batch_size,)."""
+    if self.batch_size is None:
+      raise ValueError(f"{self.name} was opened read-only (batch_size=None); it has no batches")
     epoch, j = divmod(int(i), self.steps_per_epoch)
     return self._permutation(epoch)[j * self.batch_size:(j + 1) * self.batch_size]
 
   def local_indices(self, i: int) -> np.ndarray:
     """Example indices this process reads for global batch ``i``, shape (local_batch_size,)."""
+    batch = self.global_indices(i)
     start = self.process_index * self.local_batch_size
-    return self.global_indices(i)[start:start + self.local_batch_size]
+    return batch[start:start + self.local_batch_size]
 
   # -- reading ---------------------------------------------------------------------------------
 

@@ -151,3 +151,69 @@ def evaluate(model, params, model_state, arrays: dict[str, np.ndarray], *, batch
       totals[k] += out[k]
   count = max(int(totals["count"]), 1)
   return {"accuracy": float(totals["correct"]) / count, "loss": float(totals["loss"]) / count}
+
+
+def evaluate_source(model, params, model_state, source, *, batch_size: int = 1000, mesh=None,
+                    indices=None, prefetch: bool = True) -> dict[str, float]:
+  """`evaluate` for a streamed split: the same numbers, without holding the split in memory.
+
+  ``source`` is anything with ``len(source)`` and ``source.read(indices) -> {'x', 'y'}`` (a
+  `lipprune.data.streaming.StreamingSource`, e.g. opened read-only with ``batch_size=None``). The
+  examples evaluated are ``indices`` (default ``range(len(source))``), each exactly once, in order,
+  in global batches of the size `evaluate` picks, the last one zero-padded; so for the same examples
+  held in memory ``evaluate_source == evaluate`` (same batches, same sums, same floats)::
+
+    accuracy = #{argmax f(x_i) = y_i} / n,    loss = sum_i CE(f(x_i), y_i) / n.
+
+  Multi-process (``jax.process_count() = P > 1``): every process calls this with the same
+  arguments; process ``p`` reads only rows ``[p B/P, (p+1) B/P)`` of each padded global batch of
+  ``B`` rows and the global batch is assembled with ``shard_batch(..., process_local=True)``, so
+  each example is read by exactly one process and the sums (computed under jit over the global
+  batch) are the same on every process. ``B`` must then be divisible by ``P`` (it is a multiple of
+  the device count, which is). ``prefetch`` reads the next batch on a background thread while the
+  device evaluates the current one; it never changes the numbers.
+  """
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  mesh = make_mesh() if mesh is None else mesh
+  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
+  n = len(indices)
+  if n == 0:
+    raise ValueError("evaluate_source: no examples to evaluate")
+  n_dev = mesh.devices.size
+  batch_size = max(n_dev, (min(batch_size, n) // n_dev) * n_dev)
+  procs, proc = jax.process_count(), jax.process_index()
+  if batch_size % procs:
+    raise ValueError(f"eval batch size {batch_size} must be divisible by the {procs} processes")
+  local = batch_size // procs
+  template = source.read(indices[:1])
+
+  def read(start):
+    """This process's rows of the padded global batch starting at example ``start``."""
+    lo = start + proc * local
+    rows = indices[lo:min(lo + local, n)]
+    out = source.read(rows) if len(rows) else {k: v[:0] for k, v in template.items()}
+    if len(rows) < local:  # zero padding, masked out by num_valid like eval_batches' padding
+      out = {k: np.concatenate([v, np.zeros((local - len(rows),) + v.shape[1:], v.dtype)])
+             for k, v in out.items()}
+    return {"x": out["x"], "y": out["y"]}
+
+  step = _jitted_eval_step(model)
+  totals = {"loss": 0.0, "correct": 0, "count": 0}
+  starts = list(range(0, n, batch_size))
+  pool = concurrent.futures.ThreadPoolExecutor(1, "lipprune-eval") if prefetch else None
+  try:
+    pending = pool.submit(read, starts[0]) if pool else None
+    for k, start in enumerate(starts):
+      batch = pending.result() if pool else read(start)
+      if pool and k + 1 < len(starts):
+        pending = pool.submit(read, starts[k + 1])
+      valid = min(batch_size, n - start)
+      out = jax.device_get(step(params, model_state, shard_batch(batch, mesh, process_local=True),
+                                valid))
+      for name in totals:
+        totals[name] += out[name]
+  finally:
+    if pool:
+      pool.shutdown(wait=True, cancel_futures=True)
+  count = max(int(totals["count"]), 1)
+  return {"accuracy": float(totals["correct"]) / count, "loss": float(totals["loss"]) / count}
