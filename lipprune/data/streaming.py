@@ -123,6 +123,10 @@ class StreamingSource:
       for a batch that was not prefetched (a resume, a jump) is read synchronously.
     download: let tfds download and prepare the data if it is absent (needs network, and for most
       catalog datasets TensorFlow).
+
+  Attributes:
+    num_examples: the split's size (also ``len(source)``).
+    num_classes: the label feature's class count from the tfds metadata, or ``None``.
   """
 
   process_local = True
