@@ -9,9 +9,9 @@ command resumes from the last checkpoint; a finished run only reports its result
 
 With ``--config.streaming=True`` the data are not loaded into memory: the train split is a
 `lipprune.data.streaming.StreamingSource` read batch by batch (each process reads its share) and the
-evaluations stream too (`lipprune.train.loop.evaluate_source`). Any prepared tfds dataset can then be
-named (``imagenet2012``: ``experiments/configs/imagenet_resnet50.py``); batches, holdout and metrics
-are those of the in-memory path on the same examples.
+evaluations stream too (`lipprune.train.loop.evaluate_source`). Any prepared tfds dataset can then
+be named (``imagenet2012``: ``experiments/configs/imagenet_resnet50.py``); batches, holdout and
+metrics are those of the in-memory path on the same examples.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""ResNet-50 on ImageNet (ILSVRC-2012), streamed: the recipe Renda et al. (ICLR 2020) train and prune
-(Goyal et al. 2017 large-batch SGD): 90 epochs, batch 1024, SGD with Nesterov momentum 0.9, LR 0.4
-(= 0.1 x 1024/256) with a 5-epoch linear warmup, divided by 10 at epochs 30, 60 and 80, weight
-decay 1e-4; 224 x 224 inputs.
+"""ResNet-50 on ImageNet (ILSVRC-2012), streamed: the recipe Renda et al. (ICLR 2020) train and
+prune (Goyal et al. 2017 large-batch SGD): 90 epochs, batch 1024, SGD with Nesterov momentum 0.9,
+LR 0.4 (= 0.1 x 1024/256) with a 5-epoch linear warmup, divided by 10 at epochs 30, 60 and 80,
+weight decay 1e-4; 224 x 224 inputs; bfloat16 compute (float32 parameters).
 
 Input pipeline: ``streaming=True`` reads tfds ``imagenet2012`` (prepared once as ArrayRecord:
 ``tfds build imagenet2012 --file_format=array_record --manual_dir=...``) batch by batch; every image

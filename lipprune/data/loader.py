@@ -80,7 +80,7 @@ def holdout(ds: Dataset, n: int, key_or_seed) -> tuple[Dataset, Dataset]:
 
 def holdout_indices(num_examples: int, n: int, key_or_seed) -> tuple[np.ndarray, np.ndarray]:
   """The sorted indices ``(rest, held)`` that `holdout` takes from a dataset of ``num_examples``:
-  ``held = sort(perm[:n])``, ``rest = sort(perm[n:])`` with ``perm = permutation(key, num_examples)``.
+  ``held = sort(perm[:n])``, ``rest = sort(perm[n:])``, ``perm = permutation(key, num_examples)``.
   Streamed datasets use them to hold out the same examples without loading the split."""
   if not 0 <= n <= num_examples:
     raise ValueError(f"holdout size n={n} must be in [0, {num_examples}]")
