@@ -11,6 +11,7 @@ def get_config():
   c.download = False
   c.validation_size = 0
   c.augment = "none"
+  c.streaming = False  # True: read batches from tfds on the fly (datasets that do not fit in memory)
   # Model.
   c.model = "mlp"
   c.model_kwargs = ml_collections.ConfigDict({"hidden": (300, 100)})
