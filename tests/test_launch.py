@@ -48,15 +48,19 @@ def sweep(*args, env=None, check=True):
 
 
 def recorder(tmp_path, name, record):
-  """An executable ``name`` that appends one shell line to ``record``: its JAX_*, XLA_*,
-  CUDA_VISIBLE_DEVICES and SLURM_LOCALID environment (sorted), then its argv."""
+  """An executable ``name`` that appends one shell line to ``record``, in a single write so that
+  processes started in parallel cannot interleave: its JAX_*, XLA_*, CUDA_VISIBLE_DEVICES and
+  SLURM_LOCALID environment (sorted), then its argv."""
   path = tmp_path / "bin" / name
   path.parent.mkdir(exist_ok=True)
   path.write_text(
       "#!/usr/bin/env bash\n"
-      "{ for v in $(compgen -e | grep -E '^(JAX_|XLA_|CUDA_VISIBLE_DEVICES$|SLURM_LOCALID$)' | sort); do\n"
-      "    printf '%q ' \"$v=${!v}\"; done\n"
-      "  printf '%q ' \"$0\" \"$@\"; echo; }" f" >> {shlex.quote(str(record))}\n"
+      "line=''\n"
+      "for v in $(compgen -e | grep -E '^(JAX_|XLA_|CUDA_VISIBLE_DEVICES$|SLURM_LOCALID$)' | sort); do\n"
+      "  line+=$(printf '%q ' \"$v=${!v}\"); done\n"
+      "line+=$(printf '%q ' \"$0\" \"$@\")\n"
+      # One write per line: ranks started in parallel append concurrently.
+      f"printf '%s\\n' \"$line\" >> {shlex.quote(str(record))}\n"
       "exit ${FAKE_STATUS:-0}\n")
   path.chmod(0o755)
   return path
