@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 from typing import Any
 
 import jax
@@ -197,7 +198,8 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
             train_lib.make_train_step(loss_fn, tx, schedule, preprocess=preprocess))
       return step_cache[schedule_key]
 
-    # The original (dense) run, in segments that end at the snapshot steps.
+    # The original (dense) run, in segments that end at the snapshot steps; `first_step` numbers the
+    # segments' batches as one run's, so the dense network does not depend on the snapshot steps.
     sdir = os.path.join(workdir, f"seed_{seed}")
     bounds = [0] + _snapshot_steps(arms, num_steps, spe, config) + [num_steps]
     snapshots = {0: state0}
@@ -205,7 +207,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
       state, done = budget.run(state, step_fn("original", sched), train_arrays,
                                ckpt_dir=os.path.join(sdir, "original", f"seg_{i}"),
-                               num_steps=b - a, key=jax.random.fold_in(run_key, i),
+                               num_steps=b - a, key=run_key, first_step=a,
                                name=f"seed{seed}/original", **loop_kw)
       if not done:
         return {"finished": False}
@@ -231,13 +233,16 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
       plan = shrink_lib.channel_plan(config.model, dense.params)
     except ValueError:
       plan = None
-    for arm_index, arm in enumerate(arms):
+    for arm in arms:
+      # Keys from the arm's name, not its position: an arm's numbers do not depend on which other
+      # arms the config lists.
+      arm_id = zlib.crc32(arm.label.encode()) & 0x7FFFFFFF
       rows.append({"arm": arm.label, **dense_row})
       t = _retrain_steps(arm, spe, config, num_steps)
       adir = os.path.join(sdir, arm.label.replace(":", "_").replace("@", "_t"))
       prev, masks = dense, base_masks
       for r, frac in enumerate(fractions, start=1):
-        key = jax.random.fold_in(jax.random.fold_in(prune_key, arm_index), r)
+        key = jax.random.fold_in(jax.random.fold_in(prune_key, arm_id), r)
         rates = _prune_rates(config) if arm.pruner in ("layerwise_magnitude", "filter_l1",
                                                        "random") else None
         masks = sparsity.prune(arm.pruner, prev.params, masks, rates or frac, key=key,
@@ -254,7 +259,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
         sched_key = ("fine_tune", t) if arm.retrain == "fine_tune" else "original"
         new, done = budget.run(start, step_fn(sched_key, schedule), train_arrays,
                                ckpt_dir=os.path.join(rdir, "ckpt"), num_steps=n,
-                               key=jax.random.fold_in(jax.random.fold_in(run_key, 1000 + arm_index), r),
+                               key=jax.random.fold_in(jax.random.fold_in(run_key, arm_id), r),
                                name=f"seed{seed}/{arm.label}/round{r}",
                                metrics_path=os.path.join(rdir, "metrics.jsonl"), **loop_kw)
         if not done:

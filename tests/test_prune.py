@@ -187,3 +187,18 @@ def test_structured_arm_end_to_end(tmp_path):
   assert last["layer_density"]["conv_1/kernel"] == 1.0
   assert set(last["layer_density"]) == {"conv_0/kernel", "conv_1/kernel", "dense_0/kernel",
                                         "dense_1/kernel", "head/kernel"}
+
+
+def test_dense_network_does_not_depend_on_the_snapshot_steps(tmp_path):
+  """Weight rewinding splits the original run at T - t; the split must not change the run."""
+  from experiments import prune
+  one = prune.run(_tiny_config(arms=("global_magnitude:fine_tune",)), str(tmp_path / "one"))
+  split = prune.run(_tiny_config(arms=("global_magnitude:weight_rewind@1",
+                                       "global_magnitude:fine_tune")), str(tmp_path / "split"))
+  dense = lambda res, arm: next(r for r in res["rows"] if r["arm"] == arm and r["round"] == 0)
+  a, b = dense(one, "global_magnitude:fine_tune"), dense(split, "global_magnitude:fine_tune")
+  for k in ("train_accuracy", "train_loss", "test_accuracy", "test_loss"):
+    assert a[k] == b[k], k
+  # ... and fine-tuning from it, round by round, is then identical too.
+  rounds = lambda res: [r["test_loss"] for r in res["rows"] if r["arm"] == "global_magnitude:fine_tune"]
+  assert rounds(one) == rounds(split)

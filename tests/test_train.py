@@ -159,6 +159,22 @@ def test_resume_is_bit_identical(tmp_path, tiny_bn_model, blob_data):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_consecutive_segments_equal_one_run(tiny_bn_model, blob_data):
+  state0, step = _setup(tiny_bn_model, blob_data)
+  kw = dict(batch_size=16, key=jax.random.key(5))
+  whole = T.train(state0, step, blob_data, num_steps=40, **kw)
+  part = T.train(state0, step, blob_data, num_steps=13, **kw)
+  part = T.train(part, step, blob_data, num_steps=27, first_step=13, **kw)
+  for a, b in zip(jax.tree.leaves((whole.params, whole.opt_state)),
+                  jax.tree.leaves((part.params, part.opt_state))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Without the offset the second segment replays the first batches: a different run.
+  replay = T.train(T.train(state0, step, blob_data, num_steps=13, **kw), step, blob_data,
+                   num_steps=27, **kw)
+  assert not np.array_equal(np.asarray(replay.params["Dense_0"]["kernel"]),
+                            np.asarray(whole.params["Dense_0"]["kernel"]))
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_model, blob_data):
   tx = T.direction("sgd", momentum=0.0)
   params, ms = tiny_model.init(jax.random.key(0), blob_data["x"][:1])

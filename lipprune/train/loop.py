@@ -40,7 +40,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
           num_steps: int, key: jax.Array, mesh=None, ckpt_dir: str | None = None,
           checkpoint_every: int = 0, log_every: int = 100, metrics_path: str | None = None,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
-          stop_after: int | None = None):
+          stop_after: int | None = None, first_step: int = 0):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
@@ -63,6 +63,10 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     name: a prefix for log lines and metric records.
     stop_after: stop (after checkpointing) once progress reaches this many steps; for tests and
       for preemptible schedules that run a job in slices. The returned state is then unfinished.
+    first_step: where this call's steps sit in a longer run with the same ``key``: step ``i`` of
+      this call uses batch and step key ``first_step + i``. A run split into consecutive segments
+      (``first_step = 0, n1, n1 + n2, ...``) thus sees exactly the batches and keys of one
+      uninterrupted run.
 
   Raises:
     NonFiniteLossError: when a loss is NaN/inf. No checkpoint of a non-finite state is written.
@@ -71,9 +75,10 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   check_batch_size(batch_size, mesh)
   if isinstance(data, dict):
     sampler = BatchSampler(jax.random.fold_in(key, 0), len(next(iter(data.values()))), batch_size)
-    get_batch, process_local = (lambda i: sampler.batch(data, i)), False
+    get_batch, process_local = (lambda i: sampler.batch(data, first_step + i)), False
   else:
-    get_batch, process_local = data.batch, getattr(data, "process_local", False)
+    get_batch = lambda i: data.batch(first_step + i)  # noqa: E731
+    process_local = getattr(data, "process_local", False)
   step_keys = jax.random.fold_in(key, 1)
 
   ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
@@ -97,7 +102,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   i = start
   for i in range(start, end):
     batch = shard_batch(get_batch(i), mesh, process_local)
-    state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, i))
+    state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, first_step + i))
     finite = finite & jnp.isfinite(metrics["loss"])
     acc, count = _add(acc, metrics), count + 1
     done = i + 1
