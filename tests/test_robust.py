@@ -1,7 +1,6 @@
 """Tests of lipprune.robust: attacks, losses, the local Lipschitz estimate and the evaluator."""
 import itertools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,28 +8,14 @@ import optax
 import pytest
 
 from lipprune.models import Model
+from tests.conftest import TinyMLP
 from lipprune.robust import attacks, evaluate, lipschitz, losses
 from lipprune.train import TrainState, direction, make_train_step, schedule
 from lipprune.train.losses import cross_entropy
 
 
-class TinyMLP(nn.Module):
-  hidden: int = 16
-  classes: int = 3
-  batch_norm: bool = False
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    x = x.reshape((x.shape[0], -1))
-    x = nn.Dense(self.hidden)(x)
-    if self.batch_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-    x = nn.relu(x)
-    return nn.Dense(self.classes)(x)
-
-
 def _setup(batch_norm=False, n=24, dim=8, classes=3, seed=0):
-  model = Model(TinyMLP(classes=classes, batch_norm=batch_norm))
+  model = Model(TinyMLP(num_classes=classes, use_bn=batch_norm))
   kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
   x = jax.random.uniform(kx, (n, dim))
   x = x.at[:4].set(jnp.round(x[:4]))  # points on the faces and corners of the box
