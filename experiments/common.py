@@ -88,6 +88,16 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
+def finished_result(workdir: str, filename: str):
+  """The saved result of a finished run (``workdir/filename``, read as JSON), or ``None``: a job
+  rerun on a finished workdir reports its results again instead of recomputing them."""
+  path = os.path.join(workdir, filename)
+  if not os.path.exists(path):
+    return None
+  logging.info("%s is finished: %s", workdir, path)
+  return io.read_json(path)
+
+
 def maybe_initialize_distributed() -> None:
   """Calls ``jax.distributed.initialize()`` when launched as one process of several.
 

@@ -158,9 +158,9 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
   with saved.unlocked():
     saved.stop_after_steps = 0
   common.prepare_workdir(workdir, saved)
-  final_path = os.path.join(workdir, "results.json")
-  if os.path.exists(final_path):
-    return io.read_json(final_path)
+  finished = common.finished_result(workdir, "results.json")
+  if finished is not None:
+    return finished
 
   train_ds, test_ds = train_job.load_data(config)
   if prepare_data is not None:

@@ -73,9 +73,9 @@ def run(config, workdir: str) -> dict:
   validate_config(config)
   common.prepare_workdir(workdir, config)
   out_path = os.path.join(workdir, "separation.json")
-  if os.path.exists(out_path):
-    logging.info("%s is finished: %s", workdir, out_path)
-    return io.read_json(out_path)
+  finished = common.finished_result(workdir, "separation.json")
+  if finished is not None:
+    return finished
   kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
   train_ds = _take(data_lib.load(config.dataset, "train", **kwargs), config.max_train)
   test_ds = _take(data_lib.load(config.dataset, "test", **kwargs), config.max_test)

@@ -149,10 +149,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming if possible) and returns the final metrics."""
   validate_config(config)
   common.prepare_workdir(workdir, config)
-  results_path = os.path.join(workdir, "results.json")
-  if os.path.exists(results_path):
-    logging.info("%s is finished; results: %s", workdir, results_path)
-    return io.read_json(results_path)
+  finished = common.finished_result(workdir, "results.json")
+  if finished is not None:
+    return finished
 
   root = jax.random.key(config.seed)
   init_key, run_key = jax.random.split(root)
