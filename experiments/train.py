@@ -78,9 +78,9 @@ def validate_config(config) -> None:
   common.validate_range("label_smoothing", config.get("label_smoothing", 0.0), 0.0, 1.0,
                         high_open=True)
   common.validate_positive("lr_decay_factor", config.get("lr_decay_factor", 0.1))
-  common.validate_range("warmup_epochs", config.get("warmup_epochs", 0), 0.0, config.num_epochs)
+  common.validate_positive("warmup_epochs", config.get("warmup_epochs", 0), allow_zero=True)
   for b in config.get("lr_boundaries_epochs", ()):
-    common.validate_range("lr_boundaries_epochs", b, 0.0, config.num_epochs)
+    common.validate_positive("lr_boundaries_epochs[]", b, allow_zero=True)
   common.validate_choice("compute_dtype", config.get("compute_dtype", "float32"), COMPUTE_DTYPES)
   common.validate_positive("validation_size", config.get("validation_size", 0), allow_zero=True,
                            integer=True)
