@@ -248,7 +248,7 @@ def run(config, workdir: str) -> list[dict]:
   kwargs = common.data_kwargs(config)
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
   test_ds = data_lib.load(config.dataset, "test", **kwargs)
-  train_job.validate_data(config, train_ds, test_ds, len(test_ds))
+  train_job.validate_data(config, train_ds, test_ds)
   common.open_workdir(workdir, config)
   rows = []
   for spec in specs:

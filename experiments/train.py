@@ -89,18 +89,18 @@ def validate_config(config) -> None:
     common.validate_positive(field, config.get(field, 0), allow_zero=True, integer=True)
 
 
-def validate_data(config, train_ds, test_ds, num_test: int) -> None:
+def validate_data(config, train_ds, test_ds) -> None:
   """The data-dependent checks, once the data are open and before anything is written: the batch
-  fits in the train split, the reported test set (``num_test`` examples once ``validation_size``
-  are held out) is not empty, and in-memory test labels are classes of the train split."""
+  fits in the train split, the ``validation_size`` held-out test examples leave a test set, and
+  in-memory test labels are classes of the train split."""
   name = config.dataset
   if config.batch_size > len(train_ds):
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {len(train_ds)} examples "
                      f"of the {name} train split")
-  if num_test < 1:
-    raise ValueError(f"config.validation_size={config.get('validation_size', 0)} leaves no test "
-                     f"examples: the {name} {config.get('eval_split', 'test')} split has "
-                     f"{len(test_ds)}")
+  held = config.get("validation_size", 0)
+  if held >= len(test_ds):
+    raise ValueError(f"config.validation_size={held} leaves no test examples: the {name} "
+                     f"{config.get('eval_split', 'test')} split has {len(test_ds)}")
   if isinstance(test_ds, data_lib.Dataset) and isinstance(train_ds, data_lib.Dataset):
     data_lib.check_labels(test_ds.y, train_ds.num_classes, f"{name} test labels")
 
@@ -116,7 +116,7 @@ def load_data(config):
   kwargs = common.data_kwargs(config)
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
   test_ds = data_lib.load(config.dataset, config.get("eval_split", "test"), **kwargs)
-  validate_data(config, train_ds, test_ds, len(test_ds) - config.get("validation_size", 0))
+  validate_data(config, train_ds, test_ds)
   if config.get("validation_size", 0):
     test_ds, _ = data_lib.holdout(test_ds, config.validation_size, config.seed)
   return train_ds, test_ds
@@ -141,8 +141,13 @@ def open_streams(config, run_key):
       **kwargs)
   test_src = streaming_lib.StreamingSource(
       config.dataset, split=config.get("eval_split", "test"), batch_size=None, key=None, **kwargs)
-  if train_src.num_classes is None:
-    raise ValueError(f"{config.dataset}: the tfds metadata gives no number of classes for 'label'")
+  try:
+    if train_src.num_classes is None:
+      raise ValueError(f"{config.dataset}: the tfds metadata gives no number of classes for 'label'")
+    validate_data(config, train_src, test_src)
+  except ValueError:
+    train_src.close()
+    raise
   test_indices = np.arange(len(test_src))
   if config.get("validation_size", 0):
     test_indices, _ = loader_lib.holdout_indices(len(test_src), config.validation_size, config.seed)
@@ -192,7 +197,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.get("streaming", False):
     train_src, test_src, test_indices = open_streams(config, run_key)
     try:
-      validate_data(config, train_src, test_src, len(test_indices))
       common.open_workdir(workdir, config)
       return _train_and_evaluate(config, workdir, train_src, test_src, test_indices, init_key,
                                  run_key)
