@@ -15,30 +15,25 @@ import pytest
 from experiments import common
 from lipprune.train import io
 from tests.conftest import REPO
+from tests.test_experiments_train import _small_config
+from tests.test_prune import _tiny_config
 
 
 def _env():
   return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
 
 
+# The tiny runs of tests/test_experiments_train.py, with more frequent logs and checkpoints.
+TRAIN = dict(num_epochs=1, batch_size=64, log_every=5, eval_every=10, checkpoint_every=10)
+
+
 def _train_config(**over):
-  from experiments.configs import mnist5k_mlp
-  c = mnist5k_mlp.get_config()
-  c.dataset = "digits"
-  c.model_kwargs.hidden = (16,)
-  c.num_epochs = 1
-  c.batch_size = 64
-  c.log_every = 5
-  c.eval_every = 10
-  c.checkpoint_every = 10
-  for k, v in over.items():
-    c[k] = v
-  return c
+  return _small_config(**{**TRAIN, **over})
 
 
 def _train_argv(workdir, **over):
-  c = {"dataset": "digits", "model_kwargs.hidden": "(16,)", "num_epochs": 1, "batch_size": 64,
-       "log_every": 5, "eval_every": 10, "checkpoint_every": 10, **over}
+  """The command line of ``_train_config(**over)``."""
+  c = {"dataset": "digits", "model_kwargs.hidden": "(32,)", **TRAIN, **over}
   return ([sys.executable, "-m", "experiments.train", "--config=experiments/configs/mnist5k_mlp.py"]
           + [f"--config.{k}={v}" for k, v in c.items()] + [f"--workdir={workdir}"])
 
@@ -340,22 +335,8 @@ def test_killed_train_resumes_bit_identical(tmp_path):
   assert not problems
 
 
-def _prune_config(**over):
-  from experiments.configs import prune_digits_mlp
-  c = prune_digits_mlp.get_config()
-  c.seeds = (0,)
-  c.model_kwargs.hidden = (16,)
-  c.batch_size = 128
-  c.num_epochs = 2
-  c.lr_boundaries_epochs = (1.0,)
-  c.retrain_epochs = 1.0
-  c.prune.rounds = 2
-  c.arms = ("global_magnitude:lr_rewind",)
-  c.log_every = 2
-  c.checkpoint_every = 3
-  for k, v in over.items():
-    c[k] = v
-  return c
+def _prune_config():
+  return _tiny_config(arms=("global_magnitude:lr_rewind",), log_every=2)
 
 
 def test_killed_prune_resumes_bit_identical(tmp_path):
@@ -364,19 +345,19 @@ def test_killed_prune_resumes_bit_identical(tmp_path):
   wd = tmp_path / "killed"
   argv = [sys.executable, "-m", "experiments.prune",
           "--config=experiments/configs/prune_digits_mlp.py", "--config.seeds=0",
-          "--config.model_kwargs.hidden=16", "--config.batch_size=128", "--config.num_epochs=2",
-          "--config.lr_boundaries_epochs=(1.0,)", "--config.retrain_epochs=1.0",
+          "--config.model_kwargs.hidden=24", "--config.batch_size=128", "--config.num_epochs=2",
+          "--config.lr_boundaries_epochs=(1.0,)", "--config.retrain_epochs=2.0",
           "--config.prune.rounds=2", "--config.arms=global_magnitude:lr_rewind",
-          "--config.log_every=2", "--config.checkpoint_every=3", f"--workdir={wd}"]
-  rng = np.random.default_rng(12)
-  delay = float(rng.uniform(0.0, 1.0))
-  assert _kill_when(argv, lambda: (wd / "seed_0" / "original").exists(), delay=delay)
+          "--config.log_every=2", "--config.checkpoint_every=5", f"--workdir={wd}"]
+  round_1 = wd / "seed_0" / "global_magnitude_lr_rewind" / "round_1"
+  records = int(np.random.default_rng(12).integers(1, 5))  # a random moment inside round 1
+  assert _kill_when(argv, lambda: len(io.read_jsonl(round_1 / "metrics.jsonl")) >= records)
   got = prune_job.run(_prune_config(), str(wd))
   assert got["rows"] == ref["rows"]
   for f in ("results.csv", "summary.csv"):
     assert (wd / f).read_text() == (tmp_path / "ref" / f).read_text(), f
   for r in (1, 2):
-    rdir = wd / "seed_0" / "global_magnitude_lr_rewind" / f"round_{r}"
+    rdir = round_1.parent / f"round_{r}"
     steps = io.read_json(rdir / "result.json")["retrain_steps"]
     problems = _metrics_problems(rdir / "metrics.jsonl", f"seed0/global_magnitude:lr_rewind/round{r}",
                                  steps, "train")
