@@ -31,6 +31,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lipprune.data import loader
 from lipprune.train import io
 
 LOCK_NAME = ".lock"
@@ -154,7 +155,6 @@ def validate_fraction(field: str, value) -> None:
 def data_kwargs(config) -> dict:
   """The ``lipprune.data.load`` keyword arguments of the config's location fields: ``data_dir``,
   ``download`` and, for the tabular datasets (the only ones with a checksum), ``verify``."""
-  from lipprune.data import loader  # pylint: disable=g-import-not-at-top
   kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
   if config.get("dataset") in loader.TABULAR_NAMES:
     kwargs["verify"] = config.get("verify", True)
