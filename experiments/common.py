@@ -1,14 +1,40 @@
-"""Shared pieces of the absl entry points: config validation, workdirs, multi-process setup."""
+"""Shared pieces of the absl entry points: flags, config validation, workdirs, multi-process setup.
+
+Every job keeps one workdir contract (docs in /work/shared/DESIGN.md, "Workdirs"):
+
+1. validate the config (`validate_*`) and check the workdir read-only (`check_workdir`): a bad field,
+   a workdir that is a file or not writable, or a workdir holding a different experiment fails here;
+2. load the data and check every data-dependent size (the job's own checks);
+3. `open_workdir`: take the workdir's lock, sweep orphaned temporary files, write ``config.json``;
+4. compute. Nothing is written to the workdir before step 3, so a run that fails in steps 1-2 never
+   blocks its corrected rerun.
+
+The lock taken in step 3 is released when the job function decorated with `workdir_job` returns or
+raises (or when the process ends, for a call outside any such function).
+"""
 from __future__ import annotations
 
+import atexit
+import datetime
+import errno
+import fcntl
+import functools
+import json
+import math
 import os
+import socket
+import sys
 from typing import Any, Iterable
 
 import jax
+import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lipprune.data import loader
 from lipprune.train import io
+
+LOCK_NAME = ".lock"
 
 
 def define_job_flags() -> None:
@@ -22,6 +48,60 @@ def define_job_flags() -> None:
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing (``app.run(main, flags_parser=common.parse_flags)``), except that
+  ``--config.no_such_field=1`` exits with status 1 and a message naming the field and the fields the
+  config has (ml_collections raises a bare ``AttributeError`` for it)."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError):
+    spec = _flag_value(argv, "config")
+    if spec is None or "config" not in flags.FLAGS:
+      raise
+    problems = unknown_overrides(flags.FLAGS["config"].parser.parse(spec), _overrides(argv))
+    if not problems:
+      raise
+    sys.stderr.write("FATAL Flags parsing error: " + "; ".join(problems) + "\n")
+    sys.exit(1)
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+  for i, arg in enumerate(argv):
+    for prefix in (f"--{name}=", f"-{name}="):
+      if arg.startswith(prefix):
+        return arg[len(prefix):]
+    if arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _overrides(argv: list[str]) -> list[str]:
+  """The field paths of ``--config.a.b=v`` / ``--noconfig.a`` arguments."""
+  out = []
+  for arg in argv:
+    name = arg.lstrip("-").split("=", 1)[0]
+    for prefix in ("config.", "noconfig."):
+      if name.startswith(prefix):
+        out.append(name[len(prefix):])
+  return out
+
+
+def unknown_overrides(config, paths: Iterable[str]) -> list[str]:
+  """One message per dotted field path of ``paths`` that ``config`` lacks, naming the known fields
+  at the level where the path leaves the config."""
+  problems = []
+  for path in paths:
+    node, walked = config, []
+    for part in path.split("."):
+      if not hasattr(node, "keys") or part not in node:
+        known = sorted(node.keys()) if hasattr(node, "keys") else []
+        where = "the config" if not walked else f"config.{'.'.join(walked)}"
+        problems.append(f"--config.{path}: {where} has no field {part!r}; known fields: {known}")
+        break
+      node, walked = node[part], walked + [part]
+  return problems
+
+
 def start_job(argv) -> tuple:
   """The opening of every job's ``main``: rejects stray arguments, quiets library INFO logs,
   initializes jax.distributed when launched multi-process; returns ``(config, workdir)``."""
@@ -32,6 +112,10 @@ def start_job(argv) -> tuple:
   return flags.FLAGS.config, flags.FLAGS.workdir
 
 
+# ---------------------------------------------------------------------------------------------
+# Config values.
+
+
 def validate_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
   """Raises ValueError naming ``field``, the bad ``value`` and the allowed values."""
   allowed = list(allowed)
@@ -39,42 +123,286 @@ def validate_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
     raise ValueError(f"config.{field}={value!r} is not valid; expected one of {allowed}")
 
 
-def validate_positive(field: str, value, allow_zero: bool = False) -> None:
+def _check_number(field: str, value, integer: bool) -> None:
+  kind = "an integer" if integer else "a finite number"
+  ok_type = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, ok_type):
+    raise ValueError(f"config.{field}={value!r} must be {kind}")
+  if not math.isfinite(value):
+    raise ValueError(f"config.{field}={value!r} must be {kind}")
+
+
+def validate_positive(field: str, value, allow_zero: bool = False, integer: bool = False) -> None:
+  """``value`` is a finite number (an int if ``integer``) that is > 0 (>= 0 with ``allow_zero``)."""
+  _check_number(field, value, integer)
   ok = value >= 0 if allow_zero else value > 0
   if not ok:
     raise ValueError(f"config.{field}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
 
 
-def validate_range(field: str, value, low, high) -> None:
-  if not low <= value <= high:
-    raise ValueError(f"config.{field}={value!r} must lie in [{low}, {high}]")
+def validate_range(field: str, value, low, high, high_open: bool = False) -> None:
+  """``value`` is a finite number in ``[low, high]`` (``[low, high)`` with ``high_open``)."""
+  _check_number(field, value, integer=False)
+  if not (low <= value < high if high_open else low <= value <= high):
+    raise ValueError(f"config.{field}={value!r} must lie in [{low}, {high}{')' if high_open else ']'}")
 
 
-# Fields that change how a run is sliced or logged, never its numbers: a resumed run may change them.
-BOOKKEEPING_FIELDS = ("stop_after_steps", "log_every", "checkpoint_every")
+def validate_fraction(field: str, value) -> None:
+  """A fraction of weights to prune or a target sparsity: in ``[0, 1)`` (1 would prune all)."""
+  validate_range(field, value, 0.0, 1.0, high_open=True)
 
 
-def prepare_workdir(workdir: str, config, ignore=BOOKKEEPING_FIELDS) -> None:
-  """Creates ``workdir`` and writes ``config.json``. On a rerun the saved config must match, except
-  for the ``ignore`` fields (a changed config in a resumed workdir would silently mix two
-  experiments)."""
+def data_kwargs(config) -> dict:
+  """The ``lipprune.data.load`` keyword arguments of the config's location fields: ``data_dir``,
+  ``download`` and, for the tabular datasets (the only ones with a checksum), ``verify``."""
+  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  if config.get("dataset") in loader.TABULAR_NAMES:
+    kwargs["verify"] = config.get("verify", True)
+  return kwargs
+
+
+# ---------------------------------------------------------------------------------------------
+# Workdirs.
+
+# Where the data come from and how a run is sliced and logged, never its numbers: a rerun on the same
+# workdir may change them. Every other field is "what is computed" and must match the saved config.
+BOOKKEEPING_FIELDS = ("data_dir", "download", "verify", "stop_after_steps", "log_every",
+                      "checkpoint_every", "eval_every", "stream_threads", "stream_prefetch")
+
+
+class WorkdirError(ValueError):
+  """The workdir cannot be used: not a directory, not writable, or holding another experiment."""
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another live process holds the workdir's lock."""
+
+
+def _flat(tree, prefix="") -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def config_differences(old: dict, new: dict, ignore: Iterable[str] = BOOKKEEPING_FIELDS) -> list:
+  """Dotted paths of the fields whose values differ between two JSON configs, except ``ignore``d
+  fields (at any depth: ``'data_dir'`` also covers ``'joint.data_dir'``)."""
+  ignore = set(ignore)
+  old, new = _flat(old), _flat(new)
+  return sorted(k for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and k.split(".")[-1] not in ignore and k not in ignore)
+
+
+def check_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIELDS) -> None:
+  """Read-only checks of ``workdir`` before any data loading or compute; writes nothing.
+
+  Raises `WorkdirError` in plain words when ``workdir`` is empty, is (or lies under) a file, cannot
+  be created or written, or holds a ``config.json`` whose computed fields differ from ``config``'s.
+  """
   if not workdir:
-    raise ValueError("--workdir is required: the directory for checkpoints, metrics and results")
-  os.makedirs(workdir, exist_ok=True)
+    raise WorkdirError("--workdir is required: the directory for checkpoints, metrics and results")
+  workdir = os.path.abspath(os.path.expanduser(str(workdir)))
+  existing = workdir
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    if existing == workdir:
+      raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory path "
+                         "(it is created if missing)")
+    raise WorkdirError(f"--workdir={workdir} cannot be created: {existing} is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    what = "is not writable" if existing == workdir else f"cannot be created: {existing} is not writable"
+    raise WorkdirError(f"--workdir={workdir} {what} (permission denied)")
   path = os.path.join(workdir, "config.json")
-  new = io._jsonable(config)
   if os.path.exists(path):
-    old = io.read_json(path)
-    if old != new:
-      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ignore)
-      if not changed:
-        return
-      raise ValueError(
+    try:
+      old = io.read_json(path)
+    except (OSError, ValueError) as e:
+      raise WorkdirError(f"{path} is unreadable ({e}); use a new --workdir or delete it") from None
+    changed = config_differences(old, io._jsonable(config), ignore)  # pylint: disable=protected-access
+    if changed:
+      raise WorkdirError(
           f"{workdir} holds a run with a different config (fields {changed}); use a new --workdir "
           "or delete the old one")
-    return
+
+
+_SCOPES: list[list] = []  # the locks taken inside each active `workdir_job` call, innermost last
+_HELD: dict[str, dict] = {}  # real workdir path -> {"fd", "path", "count"} for the locks held here
+
+
+def workdir_job(fn):
+  """Decorates a job function: the workdir locks that `open_workdir` takes during the call are
+  released when it returns or raises (a lock taken outside any such call lasts until exit)."""
+
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    _SCOPES.append([])
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      for key in reversed(_SCOPES.pop()):
+        _release(key)
+
+  return wrapper
+
+
+def open_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIELDS) -> None:
+  """Makes ``workdir`` this process's to write, once validation and data loading have succeeded.
+
+  Repeats `check_workdir`, creates the directory, takes its lock (`WorkdirLockedError` naming the
+  holder if a live process has it; a lock left by a dead process is taken over), removes temporary
+  files orphaned by a killed writer, and writes ``config.json`` unless the workdir has one already.
+  Multi-process: process 0 does all this while the others wait for its outcome.
+  """
+  error = None
   if jax.process_index() == 0:
-    io.write_json(path, new)
+    try:
+      _open_workdir(workdir, config, ignore)
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    ok = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+    if not int(ok) and error is None:
+      raise WorkdirError(f"process 0 could not open --workdir={workdir}; its log says why")
+  if error is not None:
+    raise error
+
+
+def _open_workdir(workdir, config, ignore) -> None:
+  check_workdir(workdir, config, ignore)
+  workdir = os.path.abspath(os.path.expanduser(str(workdir)))
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f"--workdir={workdir} cannot be created: {e.strerror}") from None
+  _acquire(workdir)
+  check_workdir(workdir, config, ignore)  # under the lock: a concurrent first run may have written
+  swept = io.sweep_temp_files(workdir)
+  if swept:
+    logging.info("removed %d temporary files left by an interrupted write: %s", len(swept), swept)
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    io.write_json(path, config)
+
+
+def _lock_record() -> dict:
+  return {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "command": " ".join(sys.argv)}
+
+
+def _read_record(path: str) -> dict:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.loads(f.read() or "{}")
+  except (OSError, ValueError):
+    return {}
+
+
+def _describe(record: dict) -> str:
+  if not record:
+    return "another process (it has not written its details yet)"
+  return (f"pid {record.get('pid')} on host {record.get('host')}, started {record.get('started')}"
+          f" ({record.get('command', '')})")
+
+
+def _pid_alive(record: dict) -> bool | None:
+  """Whether the lock's holder runs: ``None`` when it cannot be told (another host)."""
+  if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+    return None
+  try:
+    os.kill(record["pid"], 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def _acquire(workdir: str) -> None:
+  """Takes ``workdir/.lock`` for this process (re-entrant), or raises `WorkdirLockedError`.
+
+  The lock is an advisory ``flock`` on the lock file, so the kernel frees it when its holder dies,
+  however it dies; the file records the holder (pid, host, start time, command) for the message of a
+  second process and for the log line of a process taking over a dead holder's lock. On file
+  systems without ``flock`` the record alone decides: a holder on this host whose pid is gone is
+  dead, one on another host is taken as alive.
+  """
+  key = os.path.realpath(workdir)
+  if key in _HELD:
+    _HELD[key]["count"] += 1
+  else:
+    path = os.path.join(key, LOCK_NAME)
+    while True:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        os.close(fd)
+        raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(_read_record(path))}; "
+                                 "wait for it to end or stop it (one writer per workdir)") from None
+      except OSError as e:
+        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+          os.close(fd)
+          raise
+        held = _read_record(path)
+        if held and held.get("pid") != os.getpid() and _pid_alive(held) is not False:
+          os.close(fd)
+          raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}; wait for "
+                                   f"it to end, or delete {path} if that process is gone") from None
+      try:  # a holder releasing its lock unlinks the file: ours must still be the one at `path`
+        current = os.path.samestat(os.fstat(fd), os.stat(path))
+      except FileNotFoundError:
+        current = False
+      if current:
+        break
+      os.close(fd)
+    stale = _read_record(path)
+    if stale:
+      logging.warning("%s: taking over the lock of %s, which is no longer running", workdir,
+                      _describe(stale))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(_lock_record()).encode(), 0)
+    os.fsync(fd)
+    _HELD[key] = {"fd": fd, "path": path, "count": 1}
+  if _SCOPES:
+    _SCOPES[-1].append(key)
+  else:
+    atexit.register(_release, key)
+
+
+def _release(key: str) -> None:
+  held = _HELD.get(key)
+  if held is None:
+    return
+  held["count"] -= 1
+  if held["count"] > 0:
+    return
+  del _HELD[key]
+  try:
+    os.remove(held["path"])  # before unlocking: a waiter then sees a fresh file, not this one
+  except FileNotFoundError:
+    pass
+  os.close(held["fd"])
+
+
+def finished_result(workdir: str, filename: str):
+  """The saved result of a finished run (``workdir/filename``, read as JSON), or ``None``: a job
+  rerun on a finished workdir reports its results again instead of recomputing them."""
+  path = os.path.join(workdir, filename)
+  if not os.path.exists(path):
+    return None
+  logging.info("%s is finished: %s", workdir, path)
+  return io.read_json(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and logs.
 
 
 class _DropLibraryInfo(logging.logging.Filter):
@@ -86,16 +414,6 @@ class _DropLibraryInfo(logging.logging.Filter):
 
 def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
-
-
-def finished_result(workdir: str, filename: str):
-  """The saved result of a finished run (``workdir/filename``, read as JSON), or ``None``: a job
-  rerun on a finished workdir reports its results again instead of recomputing them."""
-  path = os.path.join(workdir, filename)
-  if not os.path.exists(path):
-    return None
-  logging.info("%s is finished: %s", workdir, path)
-  return io.read_json(path)
 
 
 def maybe_initialize_distributed() -> None:

@@ -59,9 +59,22 @@ def validate_config(config) -> None:
     raise ValueError("config.train.penalty='eodds' needs labels; drop 'semisupervised' from "
                      "config.methods or use penalty='dp'")
   common.validate_choice("generator.selection", config.generator.selection, synthetic.SELECTION_MECHANISMS)
-  common.validate_positive("num_datasets", config.num_datasets)
-  for f in ("epochs", "batch_size", "learning_rate", "penalty_batch_size"):
-    common.validate_positive(f"train.{f}", config.train[f])
+  common.validate_positive("seed", config.seed, allow_zero=True, integer=True)
+  common.validate_positive("num_datasets", config.num_datasets, integer=True)
+  for f in ("epochs", "batch_size", "penalty_batch_size"):
+    common.validate_positive(f"train.{f}", config.train[f], integer=True)
+  common.validate_positive("train.learning_rate", config.train.learning_rate)
+  common.validate_range("train.momentum", config.train.momentum, 0.0, 1.0)
+  for f in ("num_features", "n_train", "n_test", "n_unlabeled", "pool_factor"):
+    common.validate_positive(f"generator.{f}", config.generator[f], integer=True)
+  common.validate_positive("generator.tau", config.generator.tau)
+  common.validate_range("generator.alpha", config.generator.alpha, 0.0, 1.0)
+  for width in config.hidden:
+    common.validate_positive("hidden[]", width, integer=True)
+  common.validate_range("court_beta", config.court_beta, 0.0, 1.0)
+  common.validate_positive("bootstrap_resamples", config.bootstrap_resamples, integer=True)
+  for field in ("download", "verify", "court_report"):
+    common.validate_choice(field, config.get(field, False), (False, True))
   for name, values in (("eta_values", config.eta_values), ("beta_values", config.beta_values),
                        ("sigma_values", config.sigma_values)):
     if not len(values):
@@ -146,7 +159,8 @@ def balanced_test_mask(z: np.ndarray, group: np.ndarray, seed: int) -> np.ndarra
 def load_compas_splits(config) -> dict:
   """``num_datasets`` random 40/40/20 partitions (seeds ``seed .. seed+S-1``), stacked; favourable
   coding ``z = 1 - two_year_recid``; a base-rate-balanced mask over each test split."""
-  full = tabular.load("compas", "all", data_dir=config.data_dir or None, download=config.download)
+  full = tabular.load("compas", "all", data_dir=config.data_dir or None, download=config.download,
+                      verify=config.get("verify", True))
   parts = {"train": [], "unlabeled": [], "test": []}
   for i in range(config.num_datasets):
     for split in parts:
@@ -321,12 +335,14 @@ def court_report(config, splits, workdir):
 # ---------------------------------------------------------------------------------------------
 
 
+@common.workdir_job
 def run(config, workdir: str) -> dict:
   """Runs (or resumes) every sweep of ``config`` in ``workdir``; returns ``{setting: results}``."""
   validate_config(config)
-  common.prepare_workdir(workdir, config)
+  common.check_workdir(workdir, config)
   sweeps = sweep_settings(config)
   splits = load_compas_splits(config) if config.dataset == "compas" else None
+  common.open_workdir(workdir, config)
   runner = None
   results = {}
   for items in sweeps.values():
@@ -359,4 +375,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -65,17 +65,36 @@ def parse_arm(text: str) -> Arm:
     raise ValueError(f"config.arms entry {text!r} must look like 'pruner:retrain[@epochs]'")
   common.validate_choice("arms[].pruner", pruner, sparsity.PRUNERS)
   common.validate_choice("arms[].retrain", retrain, retrain_lib.METHODS)
-  return Arm(pruner, retrain, float(t) if t else None)
+  try:
+    epochs = float(t) if t else None
+  except ValueError:
+    raise ValueError(f"config.arms entry {text!r}: {t!r} after '@' must be the retraining length "
+                     "t in epochs, a number") from None
+  return Arm(pruner, retrain, epochs)
 
 
 def validate_config(config) -> list[Arm]:
   train_job.validate_config(config)
   p = config.prune
   common.validate_choice("prune.mode", p.mode, MODES)
-  common.validate_range("prune.fraction", p.fraction, 0.0, 1.0)
+  common.validate_fraction("prune.fraction", p.fraction)
   common.validate_choice("prune.normalize", p.get("normalize") or "", ("", "rms"))
-  if p.mode == "iterative" and not p.get("rounds") and not p.get("target_sparsity"):
-    raise ValueError("config.prune needs rounds or target_sparsity for iterative pruning")
+  rounds, target = p.get("rounds", 0), p.get("target_sparsity", 0.0)
+  common.validate_positive("prune.rounds", rounds, allow_zero=True, integer=True)
+  common.validate_fraction("prune.target_sparsity", target)
+  if p.mode == "iterative":
+    if not rounds and not target:
+      raise ValueError("config.prune needs rounds or target_sparsity for iterative pruning")
+    if rounds and target:
+      raise ValueError(f"config.prune.rounds={rounds} and config.prune.target_sparsity={target} "
+                       "both fix the number of iterative rounds; set the other one to 0")
+    if target and not p.fraction:
+      raise ValueError(f"config.prune.fraction=0 never reaches config.prune.target_sparsity={target}")
+  elif rounds > 1:
+    raise ValueError(f"config.prune.rounds={rounds} with config.prune.mode='one_shot', which prunes "
+                     "once; set rounds to 0 or 1")
+  for pattern, rate in (_prune_rates(config) or {}).items():
+    common.validate_fraction(f"prune.layer_rates[{pattern!r}]", rate)
   common.validate_positive("retrain_epochs", config.retrain_epochs)
   if config.retrain_epochs > config.num_epochs:
     raise ValueError(f"config.retrain_epochs={config.retrain_epochs} must be <= num_epochs "
@@ -86,6 +105,8 @@ def validate_config(config) -> list[Arm]:
       raise ValueError(f"config.arms {a.label}: t must be in (0, num_epochs={config.num_epochs}]")
   if not config.seeds:
     raise ValueError("config.seeds must list at least one seed")
+  for seed in config.seeds:
+    common.validate_positive("seeds[]", seed, allow_zero=True, integer=True)
   return arms
 
 
@@ -133,6 +154,7 @@ def _eval(model, state, arrays, config, mesh):
                             batch_size=config.eval_batch_size, mesh=mesh)
 
 
+@common.workdir_job
 def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=None,
         title: str | None = None) -> dict:
   """Runs (or resumes) every seed and arm of ``config`` in ``workdir``; returns the results dict
@@ -153,11 +175,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
   fractions = sparsity.round_fractions(
       config.prune.mode, fraction=config.prune.fraction, rounds=config.prune.get("rounds") or None,
       target_sparsity=config.prune.get("target_sparsity") or None)
-  # stop_after_steps only slices one invocation; the slices of one experiment share a workdir.
-  saved = config.copy_and_resolve_references()
-  with saved.unlocked():
-    saved.stop_after_steps = 0
-  common.prepare_workdir(workdir, saved)
+  common.check_workdir(workdir, config)
   finished = common.finished_result(workdir, "results.json")
   if finished is not None:
     return finished
@@ -166,6 +184,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
   if prepare_data is not None:
     train_ds, test_ds = prepare_data(train_ds, test_ds,
                                      jax.random.fold_in(jax.random.key(config.seed), 7))
+  common.open_workdir(workdir, config)
   train_arrays, test_arrays = train_ds.arrays(), test_ds.arrays()
   mesh = train_lib.make_mesh()
   budget = _Budget(config.get("stop_after_steps", 0))
@@ -382,4 +401,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -91,12 +91,13 @@ def validate_config(config) -> None:
   train_job.validate_config(config)
   common.validate_choice("norm", config.norm, NORMS)
   common.validate_positive("eps", config.eps)
-  common.validate_positive("num_seeds", config.num_seeds)
+  common.validate_positive("num_seeds", config.num_seeds, integer=True)
   common.validate_positive("train_attack_steps", config.train_attack_steps)
   common.validate_positive("eval_steps", config.eval_steps)
   common.validate_positive("eval_restarts", config.eval_restarts)
   common.validate_positive("lip_steps", config.lip_steps)
-  common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True)
+  common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True,
+                           integer=True)
   specs = method_specs(config)
   if not specs:
     raise ValueError("config.methods is empty; give e.g. 'natural,trades:beta=6'")
@@ -234,18 +235,21 @@ def plot(table: list[dict], rows: list[dict], path: str, title: str) -> None:
   plt.close(fig)
 
 
+@common.workdir_job
 def run(config, workdir: str) -> list[dict]:
   """Trains and evaluates every (method, seed) of ``config`` in ``workdir``; returns the table."""
   validate_config(config)
-  common.prepare_workdir(workdir, config)
+  common.check_workdir(workdir, config)
   table_path = os.path.join(workdir, "table.csv")
   specs = method_specs(config)
   if os.path.exists(table_path):
     logging.info("%s is finished; table: %s", workdir, table_path)
     return io.read_json(os.path.join(workdir, "table.json"))
-  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  kwargs = common.data_kwargs(config)
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
   test_ds = data_lib.load(config.dataset, "test", **kwargs)
+  train_job.validate_data(config, train_ds, test_ds)
+  common.open_workdir(workdir, config)
   rows = []
   for spec in specs:
     for k in range(config.num_seeds):
@@ -275,4 +279,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -38,11 +38,10 @@ def validate_config(config) -> None:
     common.validate_choice("norms", n, separation.NORMS)
   common.validate_positive("eps", config.eps)
   common.validate_positive("l2_eps", config.l2_eps, allow_zero=True)
-  common.validate_positive("bins", config.bins)
-  common.validate_positive("query_chunk", config.query_chunk)
-  common.validate_positive("ref_chunk", config.ref_chunk)
-  common.validate_positive("max_train", config.max_train, allow_zero=True)
-  common.validate_positive("max_test", config.max_test, allow_zero=True)
+  for field in ("bins", "query_chunk", "ref_chunk"):
+    common.validate_positive(field, config[field], integer=True)
+  for field in ("max_train", "max_test"):
+    common.validate_positive(field, config[field], allow_zero=True, integer=True)
 
 
 def plot_histograms(dists: dict, eps: float, norm: str, path: str, title: str) -> None:
@@ -69,16 +68,18 @@ def _take(ds, n):
   return ds if not n or len(ds) <= n else ds.take(np.arange(n))
 
 
+@common.workdir_job
 def run(config, workdir: str) -> dict:
   validate_config(config)
-  common.prepare_workdir(workdir, config)
+  common.check_workdir(workdir, config)
   out_path = os.path.join(workdir, "separation.json")
   finished = common.finished_result(workdir, "separation.json")
   if finished is not None:
     return finished
-  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  kwargs = common.data_kwargs(config)
   train_ds = _take(data_lib.load(config.dataset, "train", **kwargs), config.max_train)
   test_ds = _take(data_lib.load(config.dataset, "test", **kwargs), config.max_test)
+  common.open_workdir(workdir, config)
   results = {"dataset": config.dataset, "n_train": len(train_ds), "n_test": len(test_ds)}
   lines = [f"| {config.dataset} | norm | 2 eps | min train-train | min test-train | "
            "train < 2 eps | test < 2 eps | conflicting duplicates |", "|" + "---|" * 8]
@@ -111,4 +112,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -29,7 +29,7 @@ from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.data import loader as loader_lib
 from lipprune.data import streaming as streaming_lib
-from lipprune.train import io, loop, optimizers
+from lipprune.train import io, loop, optimizers, parallel
 
 common.define_job_flags()
 
@@ -50,8 +50,9 @@ def validate_config(config) -> None:
     if image_size is not None and not (isinstance(image_size, int) and image_size > 0):
       raise ValueError(f"config.image_size={image_size!r} must be a positive int or None")
     common.validate_range("crop_fraction", config.get("crop_fraction", 0.875), 1e-6, 1.0)
-    common.validate_positive("stream_threads", config.get("stream_threads", 1))
-    common.validate_positive("stream_prefetch", config.get("stream_prefetch", 2), allow_zero=True)
+    common.validate_positive("stream_threads", config.get("stream_threads", 1), integer=True)
+    common.validate_positive("stream_prefetch", config.get("stream_prefetch", 2), allow_zero=True,
+                             integer=True)
   else:
     if config.dataset in loader_lib.STREAMING_NAMES:
       raise ValueError(f"config.dataset={config.dataset!r} does not fit in memory; set "
@@ -61,29 +62,61 @@ def validate_config(config) -> None:
       if config.get(field, None) is not None:
         raise ValueError(f"config.{field}={config.get(field)!r} applies only with "
                          "config.streaming=True (in-memory datasets keep their image size)")
+  for field in ("download", "verify", "nesterov"):
+    common.validate_choice(field, config.get(field, False), (False, True))
+  common.validate_positive("seed", config.seed, allow_zero=True, integer=True)
   common.validate_choice("model", config.model, models.names())
   common.validate_choice("optimizer", config.optimizer, optimizers.OPTIMIZERS)
   common.validate_choice("lr_schedule", config.lr_schedule, optimizers.SCHEDULES)
   common.validate_choice("augment", config.augment, augment_lib.AUGMENTATIONS)
-  common.validate_positive("batch_size", config.batch_size)
+  common.validate_positive("batch_size", config.batch_size, integer=True)
+  parallel.check_batch_size(config.batch_size, train_lib.make_mesh(), "config.batch_size")
   common.validate_positive("num_epochs", config.num_epochs)
   common.validate_positive("learning_rate", config.learning_rate)
   common.validate_positive("weight_decay", config.weight_decay, allow_zero=True)
   common.validate_range("momentum", config.momentum, 0.0, 1.0)
+  common.validate_range("label_smoothing", config.get("label_smoothing", 0.0), 0.0, 1.0,
+                        high_open=True)
+  common.validate_positive("lr_decay_factor", config.get("lr_decay_factor", 0.1))
+  common.validate_positive("warmup_epochs", config.get("warmup_epochs", 0), allow_zero=True)
+  for b in config.get("lr_boundaries_epochs", ()):
+    common.validate_positive("lr_boundaries_epochs[]", b, allow_zero=True)
   common.validate_choice("compute_dtype", config.get("compute_dtype", "float32"), COMPUTE_DTYPES)
-  common.validate_positive("validation_size", config.get("validation_size", 0), allow_zero=True)
+  common.validate_positive("validation_size", config.get("validation_size", 0), allow_zero=True,
+                           integer=True)
+  common.validate_positive("eval_batch_size", config.eval_batch_size, integer=True)
+  for field in ("log_every", "eval_every", "checkpoint_every", "stop_after_steps"):
+    common.validate_positive(field, config.get(field, 0), allow_zero=True, integer=True)
+
+
+def validate_data(config, train_ds, test_ds) -> None:
+  """The data-dependent checks, once the data are open and before anything is written: the batch
+  fits in the train split, the ``validation_size`` held-out test examples leave a test set, and
+  in-memory test labels are classes of the train split."""
+  name = config.dataset
+  if config.batch_size > len(train_ds):
+    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {len(train_ds)} examples "
+                     f"of the {name} train split")
+  held = config.get("validation_size", 0)
+  if held >= len(test_ds):
+    raise ValueError(f"config.validation_size={held} leaves no test examples: the {name} "
+                     f"{config.get('eval_split', 'test')} split has {len(test_ds)}")
+  if isinstance(test_ds, data_lib.Dataset) and isinstance(train_ds, data_lib.Dataset):
+    data_lib.check_labels(test_ds.y, train_ds.num_classes, f"{name} test labels")
 
 
 def load_data(config):
   """(train, test) Datasets; with ``validation_size > 0`` that many test examples are held out
-  and the remainder is the reported test set (Renda et al. hold out 2,000 CIFAR-10 test images)."""
+  and the remainder is the reported test set (Renda et al. hold out 2,000 CIFAR-10 test images).
+  Checks the data-dependent sizes (`validate_data`)."""
   if config.get("streaming", False):
     raise ValueError("config.streaming=True: the data are streamed, not loaded into memory "
                      "(experiments.train opens them with open_streams); this job loads in memory "
                      "only, so set --config.streaming=False with an in-memory dataset")
-  kwargs = dict(data_dir=config.get("data_dir") or None, download=config.get("download", False))
+  kwargs = common.data_kwargs(config)
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
   test_ds = data_lib.load(config.dataset, config.get("eval_split", "test"), **kwargs)
+  validate_data(config, train_ds, test_ds)
   if config.get("validation_size", 0):
     test_ds, _ = data_lib.holdout(test_ds, config.validation_size, config.seed)
   return train_ds, test_ds
@@ -108,8 +141,13 @@ def open_streams(config, run_key):
       **kwargs)
   test_src = streaming_lib.StreamingSource(
       config.dataset, split=config.get("eval_split", "test"), batch_size=None, key=None, **kwargs)
-  if train_src.num_classes is None:
-    raise ValueError(f"{config.dataset}: the tfds metadata gives no number of classes for 'label'")
+  try:
+    if train_src.num_classes is None:
+      raise ValueError(f"{config.dataset}: the tfds metadata gives no number of classes for 'label'")
+    validate_data(config, train_src, test_src)
+  except ValueError:
+    train_src.close()
+    raise
   test_indices = np.arange(len(test_src))
   if config.get("validation_size", 0):
     test_indices, _ = loader_lib.holdout_indices(len(test_src), config.validation_size, config.seed)
@@ -145,10 +183,11 @@ def build(config, train_ds, key):
   return model, state, tx, sched, num_steps
 
 
+@common.workdir_job
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming if possible) and returns the final metrics."""
   validate_config(config)
-  common.prepare_workdir(workdir, config)
+  common.check_workdir(workdir, config)
   finished = common.finished_result(workdir, "results.json")
   if finished is not None:
     return finished
@@ -158,11 +197,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.get("streaming", False):
     train_src, test_src, test_indices = open_streams(config, run_key)
     try:
+      common.open_workdir(workdir, config)
       return _train_and_evaluate(config, workdir, train_src, test_src, test_indices, init_key,
                                  run_key)
     finally:
       train_src.close()
   train_ds, test_ds = load_data(config)
+  common.open_workdir(workdir, config)
   return _train_and_evaluate(config, workdir, train_ds, test_ds, None, init_key, run_key)
 
 
@@ -216,4 +257,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

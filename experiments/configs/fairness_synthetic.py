@@ -12,6 +12,7 @@ def get_config(arg: str = "logistic"):
   c.dataset = "synthetic"
   c.data_dir = ""
   c.download = False
+  c.verify = True  # tabular data: check each file's sha256 (False: parse a modified file anyway)
   c.model = arg or "logistic"
   c.hidden = (32,)  # MLP hidden widths (model='mlp').
   c.methods = ("baseline", "oracle", "reweighing", "inprocessing", "semisupervised")

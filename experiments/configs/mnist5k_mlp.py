@@ -9,6 +9,7 @@ def get_config():
   c.dataset = "mnist5k"
   c.data_dir = ""
   c.download = False
+  c.verify = True  # tabular data: check each file's sha256 (False: parse a modified file anyway)
   c.validation_size = 0
   c.augment = "none"
   c.streaming = False  # True: read batches from tfds on the fly (datasets that do not fit in memory)

@@ -21,6 +21,7 @@ def get_config():
   c.dataset = "digits"
   c.data_dir = ""
   c.download = False
+  c.verify = True  # tabular data: check each file's sha256 (False: parse a modified file anyway)
   c.validation_size = 0
   c.augment = "none"
   # Model.

@@ -20,6 +20,7 @@ def get_config():
   c.dataset = "digits"
   c.data_dir = ""
   c.download = False
+  c.verify = True  # tabular data: check each file's sha256 (False: parse a modified file anyway)
   c.augment = "none"
   # Model.
   c.model = "mlp"

@@ -8,6 +8,7 @@ def get_config():
   c.dataset = "digits"
   c.data_dir = ""
   c.download = False
+  c.verify = True  # tabular data: check each file's sha256 (False: parse a modified file anyway)
   c.norms = "linf,l2"
   c.eps = 0.1
   c.l2_eps = 0.5

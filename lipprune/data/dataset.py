@@ -6,6 +6,26 @@ import dataclasses
 import numpy as np
 
 
+def check_labels(y, num_classes: int, what: str = "labels") -> None:
+  """Raises ValueError, naming ``what``, unless ``y`` holds integer class indices in
+  ``[0, num_classes)``. Float, negative or too large labels would otherwise reach the loss, whose
+  one-hot encoding turns them into an all-zero target: loss 0, gradient 0, no error.
+
+  Call it where data enter (the `Dataset` constructor does), once, outside any jitted step.
+  """
+  if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) \
+      or num_classes < 1:
+    raise ValueError(f"{what}: num_classes={num_classes!r} must be a positive int")
+  y = np.asarray(y)
+  if not (np.issubdtype(y.dtype, np.integer) and y.dtype != np.bool_):
+    raise ValueError(f"{what}: dtype {y.dtype} is not an integer type; labels are class indices "
+                     f"in [0, {num_classes})")
+  bad = np.flatnonzero((y < 0) | (y >= num_classes))
+  if bad.size:
+    raise ValueError(f"{what}: {bad.size} labels outside [0, {num_classes}), e.g. {y.flat[bad[0]]} "
+                     f"at index {bad[0]}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   """One split of a dataset, as host numpy arrays.
@@ -26,6 +46,7 @@ class Dataset:
   extras: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    check_labels(self.y, self.num_classes, f"Dataset {self.name!r}: y")
     if len(self.x) != len(self.y):
       raise ValueError(f"Dataset {self.name!r}: x has {len(self.x)} rows but y has {len(self.y)}")
     for k, v in self.extras.items():

@@ -96,7 +96,20 @@ def _verify(path: str, filename: str) -> None:
   if got != expected:
     raise DataFileError(f"{path}: sha256 {got} does not match the publisher's {expected} for "
                         f"{filename}; the file is corrupt or a different version (re-download it, "
-                        f"or pass verify=False to parse it anyway)")
+                        f"or pass verify=False, --config.verify=False in the experiments, to parse "
+                        f"it anyway)")
+
+
+def _check_text(path: str) -> None:
+  """Without the checksum (``verify=False``) a corrupt file must still fail naming itself: the
+  parsers read UTF-8 text, and a flipped byte would otherwise surface as a bare UnicodeDecodeError."""
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise DataFileError(f"{path}: byte {e.start} is not UTF-8 text ({e.reason}); the file is "
+                        "corrupt (with verify=True its sha256 check would report it)") from None
 
 
 def _network_available(url: str, timeout: float) -> bool:
@@ -119,6 +132,8 @@ def locate(filename: str, *, data_dir=None, path=None, download: bool = False, v
     if os.path.isfile(c):
       if verify:
         _verify(c, filename)
+      else:
+        _check_text(c)
       return c
   url, _ = SOURCES[filename]
   target_dir = os.path.expanduser(str(data_dir)) if data_dir else cache_dir()
@@ -133,14 +148,17 @@ def locate(filename: str, *, data_dir=None, path=None, download: bool = False, v
   os.makedirs(target_dir, exist_ok=True)
   dest = os.path.join(target_dir, filename)
   tmp = dest + ".part"
-  with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-    f.write(response.read())
   try:
+    try:
+      with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+        f.write(response.read())
+    except OSError as e:  # URLError, timeouts, resets, a full disk
+      raise ConnectionError(f"downloading {url} to {dest} failed: {e}. {how}") from e
     _verify(tmp, filename)
-  except DataFileError:
-    os.remove(tmp)
-    raise
-  os.replace(tmp, dest)
+    os.replace(tmp, dest)
+  finally:  # a failed or interrupted download leaves no partial file behind
+    if os.path.exists(tmp):
+      os.remove(tmp)
   return dest
 
 

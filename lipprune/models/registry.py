@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import numpy as np
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -65,9 +66,13 @@ class Model:
 def create(name: str, num_classes: int, **kwargs) -> Model:
   """Builds the registered model ``name`` with ``num_classes`` outputs.
 
-  Raises ValueError naming the allowed models when ``name`` is unknown.
+  Raises ValueError naming the allowed models when ``name`` is unknown, and naming ``num_classes``
+  unless it is an int >= 1 (a float or a non-positive count would fail deep inside XLA).
   """
   allowed = names()
   if name not in allowed:
     raise ValueError(f"unknown model {name!r}; expected one of {allowed}")
+  if (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+      or num_classes < 1):
+    raise ValueError(f"models.create({name!r}): num_classes={num_classes!r} must be an int >= 1")
   return Model(_REGISTRY[name](num_classes=num_classes, **kwargs), name=name)

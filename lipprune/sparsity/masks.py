@@ -99,9 +99,18 @@ def resolve_rates(rates: Rates, paths) -> dict[Path, float]:
       match = [float(v) for k, v in rates.items() if k != "default" and re.search(k, s)]
       out[p] = match[0] if match else default
   for p, f in out.items():
-    if not 0.0 <= f <= 1.0:
-      raise ValueError(f"pruning fraction for {path_str(p)} must be in [0, 1], got {f}")
+    check_fraction(f, f"fraction for {path_str(p)}")
   return out
+
+
+def check_fraction(fraction, what: str = "fraction") -> None:
+  """Raises ValueError naming ``what`` unless ``fraction`` is a number in ``[0, 1)``: the share of
+  surviving weights a round prunes (1 would prune all of them, a negative one would count from the
+  other end of the ranking)."""
+  if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+    raise ValueError(f"pruning {what}={fraction!r} must be a number in [0, 1)")
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"pruning {what}={fraction!r} must lie in [0, 1)")
 
 
 def _prune_smallest(scores, alive, k: int) -> np.ndarray:
@@ -112,6 +121,8 @@ def _prune_smallest(scores, alive, k: int) -> np.ndarray:
   alive = np.asarray(alive)
   flat_scores = np.where(alive.reshape(-1) > 0, np.asarray(scores, np.float64).reshape(-1), -np.inf)
   n_dead = int(alive.size - np.sum(alive > 0))
+  if not 0 <= k <= alive.size - n_dead:
+    raise ValueError(f"cannot prune k={k} of the {alive.size - n_dead} surviving entries")
   order = np.argsort(flat_scores, kind="stable")
   new = np.ones(alive.size, np.float32)
   new[order[:n_dead + k]] = 0.0
@@ -137,6 +148,7 @@ def global_magnitude(params, masks, fraction: float, *, normalize: str | None = 
   """
   if normalize not in (None, "rms"):
     raise ValueError(f"normalize must be one of [None, 'rms'], got {normalize!r}")
+  check_fraction(fraction)
   flat_p = flatten(params)
   leaves = prunable_leaves(masks)
   scores, alives, sizes = [], [], []
@@ -186,6 +198,7 @@ def random_prune(key: jax.Array, masks, fraction: Rates, *, layerwise: bool = Fa
   if not layerwise:
     if not isinstance(fraction, (int, float)):
       raise ValueError("per-layer fractions need layerwise=True")
+    check_fraction(fraction)
     return global_magnitude(_fill(unflatten(scores), masks), masks, fraction)
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
