@@ -14,6 +14,13 @@ _COMMON = dict(norm="linf", optimizer="sgd", nesterov=False, weight_decay=0.0, b
                eval_max_examples=0, box=())
 
 
+def _check_common(config, dataset, model, augment, eps):
+  robust.validate_config(config)
+  for k, v in _COMMON.items():
+    assert config[k] == v, k
+  assert (config.dataset, config.model, config.augment, config.eps) == (dataset, model, augment, eps)
+
+
 def _lrs(config):
   return {spec: pytest.approx(robust.method_learning_rate(spec, config))
           for spec in robust.method_specs(config)}
@@ -22,10 +29,7 @@ def _lrs(config):
 @pytest.mark.parametrize("arg,model", [("cnn1", "yang_cnn1"), ("cnn2", "yang_cnn2")])
 def test_robust_mnist_official_values(arg, model):
   c = robust_mnist.get_config(arg)
-  robust.validate_config(c)
-  for k, v in _COMMON.items():
-    assert c[k] == v, k
-  assert (c.dataset, c.model, c.augment, c.eps) == ("mnist", model, "none", 0.1)
+  _check_common(c, "mnist", model, "none", 0.1)
   assert (c.num_epochs, tuple(c.lr_boundaries_epochs), c.momentum) == (160, (40, 80, 120, 140), 0.9)
   assert c.eval_step_size == pytest.approx(0.02)  # 2 eps / 10
   lr = 1e-4 * 64
@@ -38,10 +42,7 @@ def test_robust_mnist_official_values(arg, model):
 @pytest.mark.parametrize("arg", ["nodropout", "dropout"])
 def test_robust_cifar10_wrn_official_values(arg):
   c = robust_cifar10_wrn.get_config(arg)
-  robust.validate_config(c)
-  for k, v in _COMMON.items():
-    assert c[k] == v, k
-  assert (c.dataset, c.model, c.augment, c.eps) == ("cifar10", "wrn", "crop_flip", 0.031)
+  _check_common(c, "cifar10", "wrn", "crop_flip", 0.031)
   assert dict(c.model_kwargs) == {"depth": 40, "width": 10,
                                   "dropout_rate": 0.2 if arg == "dropout" else 0.0}
   assert (c.num_epochs, tuple(c.lr_boundaries_epochs), c.momentum) == (120, (40, 80, 100), 0.0)
@@ -61,10 +62,7 @@ def test_robust_cifar10_wrn_official_values(arg):
 @pytest.mark.parametrize("arg", ["nodropout", "dropout"])
 def test_robust_svhn_wrn_official_values(arg):
   c = robust_svhn_wrn.get_config(arg)
-  robust.validate_config(c)
-  for k, v in _COMMON.items():
-    assert c[k] == v, k
-  assert (c.dataset, c.model, c.augment, c.eps) == ("svhn_cropped", "wrn", "none", 0.031)
+  _check_common(c, "svhn_cropped", "wrn", "none", 0.031)
   assert c.model_kwargs.dropout_rate == (0.5 if arg == "dropout" else 0.0)
   assert (c.num_epochs, tuple(c.lr_boundaries_epochs), c.momentum) == (60, (30, 50), 0.0)
   hi, lo = 1e-2 * 64, 1e-3 * 64

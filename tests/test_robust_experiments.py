@@ -42,7 +42,8 @@ def test_robust_end_to_end_and_finished_rerun(tmp_path):
     for r in runs:
       assert 0 <= r["test_adv_accuracy"] <= r["test_accuracy"] <= 1 and r["test_lipschitz"] > 0
       assert 0 <= r["test_aa_accuracy"] <= r["test_apgd_ce_accuracy"] <= r["test_accuracy"]
-    np.testing.assert_allclose(e["test_aa_accuracy"], np.mean([r["test_aa_accuracy"] for r in runs]))
+    np.testing.assert_allclose(e["test_aa_accuracy"],
+                               np.mean([r["test_aa_accuracy"] for r in runs]))
   assert "AutoAttack test acc" in (tmp_path / "table.md").read_text()
   for name in ("table.csv", "table.md", "results.csv", "robust_adv_vs_lipschitz.png"):
     assert os.path.getsize(os.path.join(tmp_path, name)) > 0
@@ -78,7 +79,8 @@ def test_markdown_shows_na_for_a_single_seed():
     (dict(dataset="mnist1d"), r"config\.box: dataset 'mnist1d' declares no input range"),
     (dict(eps=2.0), r"config\.eps=2\.0 must lie in \(0, 1\]"),
     (dict(eps=0.0), r"config\.eps=0\.0 must lie in \(0, 1\]"),
-    (dict(dataset="mnist1d", box=(-6.0, 5.0), eps=12.0), r"config\.eps=12\.0 must lie in \(0, 11\]"),
+    (dict(dataset="mnist1d", box=(-6.0, 5.0), eps=12.0),
+     r"config\.eps=12\.0 must lie in \(0, 11\]"),
     (dict(lip_eps=1.5), r"config\.lip_eps=1\.5 must lie in \(0, 1\]"),
     (dict(box=(1.0, 0.0)), r"config\.box=\(1\.0, 0\.0\); expected \(lo, hi\) with lo < hi"),
     (dict(train_attack_steps=0), r"config\.train_attack_steps=0 must be > 0"),

@@ -68,7 +68,8 @@ def project(x_adv: jax.Array, x: jax.Array, *, eps: float, norm: str = "linf",
 
 def random_start(key: jax.Array, x: jax.Array, *, eps: float, norm: str = "linf",
                  start: str = "uniform", start_std: float = 1e-3,
-                 box: tuple[float, float] | None = (0.0, 1.0), start_clip: bool = True) -> jax.Array:
+                 box: tuple[float, float] | None = (0.0, 1.0),
+                 start_clip: bool = True) -> jax.Array:
   """The PGD starting point.
 
   * ``uniform``: uniform in the ball: ``U(-eps, eps)^d`` for l_inf; for l_2 a direction uniform on
