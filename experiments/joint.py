@@ -54,11 +54,10 @@ def validate_config(config) -> None:
   common.validate_choice("joint.kind", j.kind, KINDS)
   if j.kind == "robust":
     robust_job.parse_method(j.method)
-    common.validate_choice("norm", config.norm, robust_job.NORMS)
-    common.validate_positive("eps", config.eps)
-    common.validate_positive("train_attack_steps", config.train_attack_steps)
-    common.validate_positive("eval_steps", config.eval_steps)
-    common.validate_positive("lip_steps", config.lip_steps)
+    if robust_job.parse_spec(j.method)[2]:
+      raise ValueError(f"config.joint.method={j.method!r}: the joint study trains with "
+                       "config.learning_rate; drop the method's 'lr' key")
+    robust_job.validate_threat_model(config, [j.method])
   else:
     common.validate_choice("dataset", config.dataset, FAIR_DATASETS)
     common.validate_choice("joint.penalty", j.penalty, fair_losses.PENALTIES)
@@ -103,7 +102,8 @@ def hooks(config) -> dict:
       evaluate = robust_eval.make_robust_evaluator(
           model, num_classes=int(np.max(arrays["y"])) + 1, eps=config.eps, norm=config.norm,
           steps=config.eval_steps, restarts=config.eval_restarts, lip_steps=config.lip_steps,
-          lip_step_size=config.lip_step_size, batch_size=config.eval_batch_size)
+          lip_step_size=config.lip_step_size, box=robust_job.resolve_box(config),
+          batch_size=config.eval_batch_size)
       out = evaluate(state.params, state.model_state, arrays, key)
       return {"adv_accuracy": out["adv_accuracy"], "lipschitz": out["lipschitz"]}
 

@@ -9,7 +9,15 @@ each run checkpoints and resumes), then measures on train and test: clean accura
 accuracy (PGD with restarts, and the multi-target attack if configured) and the empirical local
 Lipschitz constant; the gaps are train minus test. A method is a spec ``loss[:k=v[:k=v...]]``, e.g.
 ``trades:beta=6`` or ``rst:lam=1``; ``loss`` is one of lipprune.robust.losses.METHODS and the keys
-are that loss factory's keyword arguments (``eps`` and ``steps`` come from the config unless given).
+are that loss factory's keyword arguments (``eps``, ``steps``, ``norm`` and ``box`` come from the
+config unless given), plus ``lr``, that method's learning rate (default ``config.learning_rate``;
+the official code sets it per method). With ``config.eval_autoattack`` the test set is also
+attacked by APGD-CE + APGD-T (lipprune.robust.apgd) and the table gains an AutoAttack column.
+
+Threat model and input range. The attacks project onto ``config.box``; left empty it is the
+dataset's declared input range (lipprune.data.INPUT_RANGES, [0, 1] for images). Datasets without
+one (mnist1d, standardized tabular data) are refused unless the box is given. An l_inf ``eps``
+must lie in (0, box width]; every attack's number of steps must be positive.
 
 Workdir layout: ``config.json``; ``runs/<method>/seed<k>/`` with checkpoints, metrics.jsonl and
 results.json; ``results.csv`` (one row per run), ``table.csv`` and ``table.md`` (mean and standard
@@ -32,6 +40,7 @@ from lipprune import models
 from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.robust import evaluate as robust_eval
+from lipprune.robust import lipschitz as robust_lipschitz
 from lipprune.robust import losses as robust_losses
 from lipprune.robust import models as _robust_models  # noqa: F401  (registers yang_cnn1/2)
 from lipprune.train import io, optimizers
@@ -39,10 +48,19 @@ from lipprune.train import io, optimizers
 common.define_job_flags()
 
 NORMS = ("linf", "l2")
-# Methods whose factory takes the training attack's eps and steps from the config.
-_ATTACKED = ("adversarial", "rst", "trades", "llr")
+# Methods whose factory takes the training attack's eps and box from the config; of those, the
+# ones whose number of attack steps is config.train_attack_steps (llr_yang keeps its own 2).
+_ATTACKED = ("adversarial", "rst", "trades", "llr", "llr_yang")
+_CONFIG_STEPS = ("adversarial", "rst", "trades", "llr")
+# Of those, the ones with an l_2 variant (norm from the config).
+_NORMED = ("adversarial", "rst", "trades", "llr_yang")
+# Spec keys that are training options of the method rather than arguments of its loss.
+TRAINING_KEYS = ("lr",)
+# Spec keys that must be positive numbers.
+_POSITIVE_KEYS = ("eps", "steps", "step_size", "lr", "h")
 TABLE_COLUMNS = ("train_accuracy", "test_accuracy", "train_adv_accuracy", "test_adv_accuracy",
                  "train_lipschitz", "test_lipschitz", "gap", "adv_gap")
+AA_COLUMNS = ("test_apgd_ce_accuracy", "test_aa_accuracy")
 
 
 def _parse_value(text: str):
@@ -59,23 +77,89 @@ def _parse_value(text: str):
     return text
 
 
-def parse_method(spec: str) -> tuple[str, dict]:
-  """``'trades:beta=6'`` -> ``('trades', {'beta': 6})``; validates the loss name and its keys."""
+def parse_spec(spec: str) -> tuple[str, dict, dict]:
+  """``'trades:beta=6:lr=0.5'`` -> ``('trades', {'beta': 6}, {'lr': 0.5})``: the loss name, its
+  keyword arguments and the method's training options; validates names, keys and signs."""
   parts = [p for p in spec.strip().split(":") if p]
   if not parts:
     raise ValueError("config.methods has an empty method spec")
-  name, kwargs = parts[0], {}
+  name, kwargs, training = parts[0], {}, {}
   common.validate_choice("methods", name, robust_losses.METHODS)
   factory = getattr(robust_losses, name)
-  allowed = [p for p in inspect.signature(factory).parameters if p != "model"]
+  allowed = [p for p in inspect.signature(factory).parameters if p != "model"] + list(TRAINING_KEYS)
   for part in parts[1:]:
     if "=" not in part:
       raise ValueError(f"config.methods: {spec!r}: expected key=value after ':', got {part!r}")
     k, v = part.split("=", 1)
     if k not in allowed:
       raise ValueError(f"config.methods: {spec!r}: {name} takes no {k!r}; allowed: {allowed}")
-    kwargs[k] = _parse_value(v)
+    value = _parse_value(v)
+    if k in _POSITIVE_KEYS and not (isinstance(value, (int, float)) and value > 0):
+      raise ValueError(f"config.methods: {spec!r}: {k}={v} must be a number > 0")
+    (training if k in TRAINING_KEYS else kwargs)[k] = value
+  return name, kwargs, training
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+  """``'trades:beta=6'`` -> ``('trades', {'beta': 6})``: the loss name and its keyword arguments
+  (training options such as ``lr`` are validated and left out)."""
+  name, kwargs, _ = parse_spec(spec)
   return name, kwargs
+
+
+def method_learning_rate(spec: str, config) -> float:
+  """The base learning rate of method ``spec``: its ``lr`` key, else ``config.learning_rate``."""
+  return float(parse_spec(spec)[2].get("lr", config.learning_rate))
+
+
+def resolve_box(config) -> tuple[float, float]:
+  """The attacks' input box: ``config.box`` if given, else the dataset's declared input range."""
+  box = tuple(config.get("box") or ())
+  if box:
+    if len(box) != 2 or not all(isinstance(v, (int, float)) for v in box) or box[0] >= box[1]:
+      raise ValueError(f"config.box={box!r}; expected (lo, hi) with lo < hi, or () for the "
+                       "dataset's declared input range")
+    return float(box[0]), float(box[1])
+  declared = data_lib.input_range(config.dataset)
+  if declared is None:
+    raise ValueError(
+        f"config.box: dataset {config.dataset!r} declares no input range (its inputs are not in "
+        "[0, 1]), so the attacks have no box to project onto; give it explicitly, e.g. "
+        "--config.box='(-6.0, 5.0)'")
+  return declared
+
+
+def validate_threat_model(config, specs=()) -> None:
+  """The threat-model fields shared by experiments.robust and experiments.joint: norm, box, eps in
+  (0, box width] for l_inf, positive attack steps; ``specs``' own eps/steps keys likewise."""
+  common.validate_choice("norm", config.norm, NORMS)
+  lo, hi = resolve_box(config)
+  width = hi - lo
+
+  def check_eps(field, value):
+    if config.norm == "linf":
+      if not 0 < value <= width:
+        raise ValueError(f"config.{field}={value!r} must lie in (0, {width:g}] (the width of the "
+                         f"input box [{lo:g}, {hi:g}] under the l_inf norm)")
+    else:
+      common.validate_positive(field, value)
+
+  check_eps("eps", config.eps)
+  if config.get("lip_eps"):
+    check_eps("lip_eps", config.lip_eps)
+  for field in ("train_attack_steps", "eval_steps", "eval_restarts", "lip_steps"):
+    common.validate_positive(field, config[field], integer=True)
+  common.validate_positive("lip_step_size", config.lip_step_size)
+  common.validate_positive("eval_step_size", config.get("eval_step_size", 0.0), allow_zero=True)
+  common.validate_choice("lip_estimator", config.get("lip_estimator", "ascent"),
+                         robust_lipschitz.ESTIMATORS)
+  if config.get("eval_autoattack", False):
+    for field in ("aa_steps", "aa_restarts", "aa_targets"):
+      common.validate_positive(field, config[field], integer=True)
+  for spec in specs:
+    _, kwargs = parse_method(spec)
+    if "eps" in kwargs:
+      check_eps(f"methods ({spec!r}) eps", kwargs["eps"])
 
 
 def method_specs(config) -> list[str]:
@@ -89,13 +173,7 @@ def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values.
   The training fields are those of experiments.train; the rest are the threat model's."""
   train_job.validate_config(config)
-  common.validate_choice("norm", config.norm, NORMS)
-  common.validate_positive("eps", config.eps)
   common.validate_positive("num_seeds", config.num_seeds, integer=True)
-  common.validate_positive("train_attack_steps", config.train_attack_steps)
-  common.validate_positive("eval_steps", config.eval_steps)
-  common.validate_positive("eval_restarts", config.eval_restarts)
-  common.validate_positive("lip_steps", config.lip_steps)
   common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True,
                            integer=True)
   specs = method_specs(config)
@@ -107,14 +185,17 @@ def validate_config(config) -> None:
     name, _ = parse_method(spec)
     if config.norm != "linf" and name == "llr":
       raise ValueError("config.methods: llr is defined for norm='linf' only")
+  validate_threat_model(config, specs)
 
 
 def build_loss(model, spec: str, config):
   name, kwargs = parse_method(spec)
   if name in _ATTACKED:
     kwargs.setdefault("eps", config.eps)
+    kwargs.setdefault("box", resolve_box(config))
+  if name in _CONFIG_STEPS:
     kwargs.setdefault("steps", config.train_attack_steps)
-  if name in ("adversarial", "rst", "trades"):
+  if name in _NORMED:
     kwargs.setdefault("norm", config.norm)
   return robust_losses.make_loss(name, model, **kwargs)
 
@@ -141,7 +222,7 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
   tx = optimizers.direction(config.optimizer, momentum=config.momentum, nesterov=config.nesterov,
                             weight_decay=config.weight_decay)
   sched = optimizers.schedule(
-      config.lr_schedule, base_lr=config.learning_rate, total_steps=num_steps,
+      config.lr_schedule, base_lr=method_learning_rate(spec, config), total_steps=num_steps,
       boundaries=tuple(int(e * spe) for e in config.get("lr_boundaries_epochs", ())),
       decay_factor=config.get("lr_decay_factor", 0.1))
   state = train_lib.TrainState.create(params, model_state, tx)
@@ -157,57 +238,82 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
   if int(jax.device_get(state.step)) < num_steps:
     return {}
   state = jax.device_get(state)
-  evaluator = robust_eval.make_robust_evaluator(
-      model, num_classes=train_ds.num_classes, eps=config.eps, norm=config.norm,
+  evaluator_kwargs = dict(
+      num_classes=train_ds.num_classes, eps=config.eps, norm=config.norm,
       step_size=config.get("eval_step_size") or None, steps=config.eval_steps,
       restarts=config.eval_restarts, multi_target=config.eval_multi_target,
       lip_eps=config.get("lip_eps") or None, lip_step_size=config.lip_step_size,
-      lip_steps=config.lip_steps, batch_size=config.eval_batch_size)
+      lip_steps=config.lip_steps, lip_estimator=config.get("lip_estimator", "ascent"),
+      box=resolve_box(config), batch_size=config.eval_batch_size)
+  autoattack = config.get("eval_autoattack", False)
   k_train, k_test = jax.random.split(eval_key)
-  tr = evaluator(state.params, state.model_state,
-                 _subset(train_ds, config.eval_max_examples, seed), k_train)
-  te = evaluator(state.params, state.model_state,
-                 _subset(test_ds, config.eval_max_examples, seed), k_test)
+  tr = robust_eval.make_robust_evaluator(model, **evaluator_kwargs)(
+      state.params, state.model_state, _subset(train_ds, config.eval_max_examples, seed), k_train)
+  te = robust_eval.make_robust_evaluator(
+      model, autoattack=autoattack, aa_steps=config.get("aa_steps", 100),
+      aa_restarts=config.get("aa_restarts", 1), aa_targets=config.get("aa_targets", 9),
+      **evaluator_kwargs)(
+          state.params, state.model_state, _subset(test_ds, config.eval_max_examples, seed), k_test)
   results = {"method": spec, "seed": seed, "steps": num_steps,
              "train_accuracy": tr["accuracy"], "test_accuracy": te["accuracy"],
              "train_adv_accuracy": tr["adv_accuracy"], "test_adv_accuracy": te["adv_accuracy"],
              "train_lipschitz": tr["lipschitz"], "test_lipschitz": te["lipschitz"],
              **robust_eval.gaps(tr, te), "train_n": tr["n"], "test_n": te["n"]}
+  if autoattack:
+    results.update(test_apgd_ce_accuracy=te["apgd_ce_accuracy"], test_aa_accuracy=te["aa_accuracy"])
   io.write_json(results_path, results)
   logging.info("%s seed %d: %s", spec, seed, results)
   return results
 
 
+def table_columns(rows: list[dict]) -> tuple[str, ...]:
+  """The summarized columns: the AutoAttack ones only when every run has them."""
+  with_aa = bool(rows) and all(c in r for r in rows for c in AA_COLUMNS)
+  return TABLE_COLUMNS + (AA_COLUMNS if with_aa else ())
+
+
 def summarize(rows: list[dict], specs: list[str]) -> list[dict]:
-  """Per method: mean and (sample) standard deviation over seeds of every table column."""
+  """Per method: mean and (sample) standard deviation over seeds of every table column (the
+  standard deviation is None for a single seed)."""
   table = []
+  columns = table_columns(rows)
   for spec in specs:
     runs = [r for r in rows if r["method"] == spec]
     entry = {"method": spec, "seeds": len(runs)}
-    for col in TABLE_COLUMNS:
+    for col in columns:
       vals = np.asarray([r[col] for r in runs], float)
       entry[col] = float(vals.mean())
-      entry[col + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+      entry[col + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
     table.append(entry)
   return table
 
 
+def _mean_std(e, k, scale=100.0, digits=1) -> str:
+  std = e[k + "_std"]
+  spread = "n/a" if std is None else f"{scale * std:.{digits}f}"
+  return f"{scale * e[k]:.{digits}f} ± {spread}"
+
+
 def markdown_table(table: list[dict], config) -> str:
-  head = ("| method | train acc | test acc | adv test acc | test Lipschitz | gap | adv gap | "
-          "adv train acc | train Lipschitz |")
+  with_aa = bool(table) and all(c in table[0] for c in AA_COLUMNS)
+  aa_head = " APGD-CE test acc | AutoAttack test acc |" if with_aa else ""
+  head = ("| method | train acc | test acc | adv test acc |" + aa_head + " test Lipschitz | gap | "
+          "adv gap | adv train acc | train Lipschitz |")
   lines = [f"{config.dataset}, {config.model}, {config.norm} eps={config.eps}, "
            f"{table[0]['seeds'] if table else 0} seeds (mean ± std); accuracies in %", "",
-           head, "|" + "---|" * 9]
+           head, "|" + "---|" * (9 + 2 * with_aa)]
 
-  def pct(e, k):
-    return f"{100 * e[k]:.1f} ± {100 * e[k + '_std']:.1f}"
+  def lip(e, k):
+    return _mean_std(e, k, scale=1.0, digits=2)
 
   for e in table:
+    aa = (f" {_mean_std(e, 'test_apgd_ce_accuracy')} | {_mean_std(e, 'test_aa_accuracy')} |"
+          if with_aa else "")
     lines.append(
-        f"| {e['method']} | {pct(e, 'train_accuracy')} | {pct(e, 'test_accuracy')} | "
-        f"{pct(e, 'test_adv_accuracy')} | {e['test_lipschitz']:.2f} ± {e['test_lipschitz_std']:.2f}"
-        f" | {pct(e, 'gap')} | {pct(e, 'adv_gap')} | {pct(e, 'train_adv_accuracy')} | "
-        f"{e['train_lipschitz']:.2f} ± {e['train_lipschitz_std']:.2f} |")
+        f"| {e['method']} | {_mean_std(e, 'train_accuracy')} | {_mean_std(e, 'test_accuracy')} | "
+        f"{_mean_std(e, 'test_adv_accuracy')} |{aa} {lip(e, 'test_lipschitz')} | "
+        f"{_mean_std(e, 'gap')} | {_mean_std(e, 'adv_gap')} | "
+        f"{_mean_std(e, 'train_adv_accuracy')} | {lip(e, 'train_lipschitz')} |")
   return "\n".join(lines) + "\n"
 
 
@@ -222,8 +328,9 @@ def plot(table: list[dict], rows: list[dict], path: str, title: str) -> None:
     ax.scatter([r["test_lipschitz"] for r in runs], [100 * r["test_adv_accuracy"] for r in runs],
                color=color, alpha=0.35, s=18)
     ax.errorbar(e["test_lipschitz"], 100 * e["test_adv_accuracy"],
-                xerr=e["test_lipschitz_std"], yerr=100 * e["test_adv_accuracy_std"], fmt="o",
-                color=color, label=e["method"], capsize=3)
+                xerr=e["test_lipschitz_std"] or 0.0,
+                yerr=100 * (e["test_adv_accuracy_std"] or 0.0), fmt="o", color=color,
+                label=e["method"], capsize=3)
   ax.set_xscale("log")
   ax.set_xlabel("test local Lipschitz constant (log scale)")
   ax.set_ylabel("adversarial test accuracy (%)")

@@ -147,6 +147,7 @@ def test_losses_reduce_to_natural_ce_at_zero_weight(batch_norm):
       "trades": dict(eps=0.1, beta=0.0),
       "gradient_regularization": dict(lam=0.0),
       "llr": dict(eps=0.1, lam=0.0, mu=0.0),
+      "llr_yang": dict(eps=0.1, lam=0.0, mu=0.0),
   }
   assert set(zero) == set(losses.METHODS)
   for name, kw in zero.items():
@@ -166,7 +167,7 @@ def test_robust_losses_exceed_ce_with_positive_weight():
   ce = float(cross_entropy(model)(params, state, batch, key)[0])
   for name, kw in [("adversarial", dict(eps=0.2)), ("rst", dict(eps=0.2, lam=1.0)),
                    ("trades", dict(eps=0.2, beta=6.0)), ("gradient_regularization", dict(lam=1.0)),
-                   ("llr", dict(eps=0.2))]:
+                   ("llr", dict(eps=0.2)), ("llr_yang", dict(eps=0.2))]:
     val, aux = losses.make_loss(name, model, **kw)(params, state, batch, key)
     assert float(val) > ce, name
     assert np.isfinite(float(val))
@@ -191,9 +192,10 @@ def test_gradient_regularization_matches_per_example_gradients():
   g = jax.vmap(jax.grad(ce_one))(x, y)
   ce = jax.vmap(ce_one)(x, y)
   expected = float(jnp.mean(ce) + 0.5 * jnp.mean(jnp.sum(g ** 2, axis=1)))
-  exact = losses.gradient_regularization(model, lam=0.5)(params, state, batch, jax.random.key(0))
+  exact = losses.gradient_regularization(model, lam=0.5, finite_difference=False, half=False)(
+      params, state, batch, jax.random.key(0))
   np.testing.assert_allclose(exact[0], expected, rtol=1e-5)
-  fd = losses.gradient_regularization(model, lam=0.5, finite_difference=True, h=1e-3)(
+  fd = losses.gradient_regularization(model, lam=0.5, h=1e-3, half=False)(
       params, state, batch, jax.random.key(0))
   np.testing.assert_allclose(fd[0], expected, rtol=2e-2)
 

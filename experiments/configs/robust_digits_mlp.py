@@ -9,7 +9,7 @@ paper's 10 x 0.003 stops at 0.03).
 import ml_collections
 
 METHODS = ("natural,adversarial,rst:lam=1,trades:beta=1,trades:beta=3,trades:beta=6,"
-           "gradient_regularization:lam=1,llr")
+           "gradient_regularization:lam=1,llr,llr_yang")
 
 
 def get_config():
@@ -27,6 +27,7 @@ def get_config():
   c.model_kwargs = ml_collections.ConfigDict({"hidden": (256,)})
   # Threat model and methods (see experiments/robust.py for the spec syntax).
   c.norm = "linf"
+  c.box = ()  # (): the dataset's declared input range (lipprune.data.INPUT_RANGES); else (lo, hi)
   c.eps = 0.1
   c.methods = METHODS
   c.train_attack_steps = 10  # PGD-10 with step eps/5; TRADES 10 steps of 2 eps/10
@@ -49,6 +50,11 @@ def get_config():
   c.lip_eps = 0.0  # 0: eps
   c.lip_steps = 10
   c.lip_step_size = 0.01
+  c.lip_estimator = "ascent"  # or "released": the official code's estimator (it descends)
+  c.eval_autoattack = True  # APGD-CE + APGD-T on the test set (lipprune.robust.apgd)
+  c.aa_steps = 100
+  c.aa_restarts = 1
+  c.aa_targets = 9
   c.eval_max_examples = 0  # 0: every example
   c.eval_batch_size = 512
   # Bookkeeping.

@@ -27,6 +27,21 @@ TABULAR_NAMES = ("compas", "adult", "german")
 NAMES = embedded.NAMES + catalog.NAMES + TABULAR_NAMES
 # tfds datasets known not to fit in host memory; `load` refuses them (stream them instead).
 STREAMING_NAMES = ("imagenet2012",)
+# The interval every input value lies in, for attacks that project onto it; None where the data are
+# not bounded images (mnist1d's generator standardizes its signals, the tabular loaders standardize
+# numeric columns).
+INPUT_RANGES: dict[str, tuple[float, float] | None] = {
+    **{name: (0.0, 1.0) for name in ("digits", "mnist5k") + catalog.NAMES + STREAMING_NAMES},
+    "mnist1d": None,
+    **{name: None for name in TABULAR_NAMES},
+}
+
+
+def input_range(name: str) -> tuple[float, float] | None:
+  """The declared input range ``(lo, hi)`` of dataset ``name``, or None if it has none."""
+  if name not in INPUT_RANGES:
+    raise ValueError(f"Unknown dataset {name!r}; allowed: {', '.join(INPUT_RANGES)}")
+  return INPUT_RANGES[name]
 
 
 def load(name: str, split: str = "train", *, data_dir=None, download: bool = False, **kwargs) -> Dataset:

@@ -68,14 +68,18 @@ def project(x_adv: jax.Array, x: jax.Array, *, eps: float, norm: str = "linf",
 
 def random_start(key: jax.Array, x: jax.Array, *, eps: float, norm: str = "linf",
                  start: str = "uniform", start_std: float = 1e-3,
-                 box: tuple[float, float] | None = (0.0, 1.0)) -> jax.Array:
+                 box: tuple[float, float] | None = (0.0, 1.0),
+                 start_clip: bool = True) -> jax.Array:
   """The PGD starting point.
 
   * ``uniform``: uniform in the ball: ``U(-eps, eps)^d`` for l_inf; for l_2 a direction uniform on
     the sphere (normalized Gaussian) times radius ``eps * U^(1/d)``.
   * ``normal``: ``x + start_std * N(0, I)`` (TRADES and the Lipschitz estimate use 0.001).
   * ``none``: ``x``.
-  The result is projected onto the ball and the box.
+  The result is projected onto the ball and the box, unless ``start_clip=False``: then it is
+  returned as drawn (the official TRADES and Lipschitz code start from the unclipped
+  ``x + 0.001 N(0, I)``, which may leave the box by about 0.003 at pixels at 0 or 1; the first
+  projected step brings it back).
   """
   _check_choice("start", start, STARTS)
   if start == "none":
@@ -91,7 +95,7 @@ def random_start(key: jax.Array, x: jax.Array, *, eps: float, norm: str = "linf"
     dim = x[0].size
     r = eps * jax.random.uniform(rkey, (x.shape[0],), x.dtype) ** (1.0 / dim)
     x0 = x + d * _expand(r, d)
-  return project(x0, x, eps=eps, norm=norm, box=box)
+  return project(x0, x, eps=eps, norm=norm, box=box) if start_clip else x0
 
 
 def ascent_direction(g: jax.Array, norm: str) -> jax.Array:
@@ -104,7 +108,7 @@ def ascent_direction(g: jax.Array, norm: str) -> jax.Array:
 def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, *,
              eps: float, step_size: float, steps: int, norm: str = "linf", start: str = "uniform",
              start_std: float = 1e-3, box: tuple[float, float] | None = (0.0, 1.0),
-             keep_best: bool = False) -> jax.Array:
+             keep_best: bool = False, start_clip: bool = True) -> jax.Array:
   """Projected steepest ascent of a per-example objective over the ``eps``-ball around ``x``.
 
   Args:
@@ -115,6 +119,7 @@ def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: 
     eps, step_size, steps, norm, start, start_std, box: see the module docstring.
     keep_best: return, per example, the iterate with the largest objective seen (x'_0 .. x'_K)
       instead of the last one.
+    start_clip: project the starting point onto the ball and the box (see `random_start`).
 
   Returns:
     Adversarial inputs with the shape of ``x``, inside the ball and the box.
@@ -123,7 +128,8 @@ def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: 
   chex.assert_rank(x, {2, 3, 4, 5})
   grad_fn = jax.value_and_grad(lambda z: jnp.sum(objective_fn(z)))
   per_example = lambda z: objective_fn(z)  # noqa: E731
-  x0 = random_start(key, x, eps=eps, norm=norm, start=start, start_std=start_std, box=box)
+  x0 = random_start(key, x, eps=eps, norm=norm, start=start, start_std=start_std, box=box,
+                    start_clip=start_clip)
 
   if not keep_best:
     def body(_, z):
@@ -185,7 +191,7 @@ def pgd(logits_fn: Callable, x: jax.Array, y: jax.Array, key: jax.Array, *, eps:
         step_size: float, steps: int, norm: str = "linf", objective: str = "ce",
         start: str = "uniform", start_std: float = 1e-3, target: jax.Array | None = None,
         clean_logits: jax.Array | None = None, box: tuple[float, float] | None = (0.0, 1.0),
-        keep_best: bool = False) -> jax.Array:
+        keep_best: bool = False, start_clip: bool = True) -> jax.Array:
   """PGD (Madry et al. 2018) on ``objective`` of ``logits_fn`` within the ``eps``-ball.
 
   ``objective='targeted'`` with ``target`` (B,) gives targeted PGD (descent on ``CE(f(x'), t)``);
@@ -200,7 +206,7 @@ def pgd(logits_fn: Callable, x: jax.Array, y: jax.Array, key: jax.Array, *, eps:
     return per_example_objective(logits_fn(z), y, objective, clean_logits=clean_logits, target=target)
 
   return maximize(obj, x, key, eps=eps, step_size=step_size, steps=steps, norm=norm, start=start,
-                  start_std=start_std, box=box, keep_best=keep_best)
+                  start_std=start_std, box=box, keep_best=keep_best, start_clip=start_clip)
 
 
 def fgsm(logits_fn: Callable, x: jax.Array, y: jax.Array, *, eps: float, norm: str = "linf",
