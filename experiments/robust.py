@@ -153,6 +153,8 @@ def validate_threat_model(config, specs=()) -> None:
   common.validate_positive("eval_step_size", config.get("eval_step_size", 0.0), allow_zero=True)
   common.validate_choice("lip_estimator", config.get("lip_estimator", "ascent"),
                          robust_lipschitz.ESTIMATORS)
+  for name in config.get("lip_extra_estimators", ()):
+    common.validate_choice("lip_extra_estimators", name, robust_lipschitz.ESTIMATORS)
   if config.get("eval_autoattack", False):
     for field in ("aa_steps", "aa_restarts", "aa_targets"):
       common.validate_positive(field, config[field], integer=True)
@@ -244,6 +246,7 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
       restarts=config.eval_restarts, multi_target=config.eval_multi_target,
       lip_eps=config.get("lip_eps") or None, lip_step_size=config.lip_step_size,
       lip_steps=config.lip_steps, lip_estimator=config.get("lip_estimator", "ascent"),
+      lip_extra_estimators=tuple(config.get("lip_extra_estimators", ())),
       box=resolve_box(config), batch_size=config.eval_batch_size)
   autoattack = config.get("eval_autoattack", False)
   k_train, k_test = jax.random.split(eval_key)
@@ -259,6 +262,9 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
              "train_adv_accuracy": tr["adv_accuracy"], "test_adv_accuracy": te["adv_accuracy"],
              "train_lipschitz": tr["lipschitz"], "test_lipschitz": te["lipschitz"],
              **robust_eval.gaps(tr, te), "train_n": tr["n"], "test_n": te["n"]}
+  for e in config.get("lip_extra_estimators", ()):
+    results.update({f"train_lipschitz_{e}": tr[f"lipschitz_{e}"],
+                    f"test_lipschitz_{e}": te[f"lipschitz_{e}"]})
   if autoattack:
     results.update(test_apgd_ce_accuracy=te["apgd_ce_accuracy"], test_aa_accuracy=te["aa_accuracy"])
   io.write_json(results_path, results)

@@ -251,6 +251,26 @@ def test_evaluator_bounds_and_zero_eps():
   np.testing.assert_allclose([g["gap"], g["adv_gap"]], [0.1, 0.3])
 
 
+def test_evaluator_reports_extra_lipschitz_estimators_like_separate_runs():
+  """``lip_extra_estimators`` adds ``lipschitz_<name>`` equal to what an evaluator whose headline is
+  that estimator reports (same points and start noise); the headline column does not move."""
+  model, params, state, x, y = _setup(n=40)
+  arrays = {"x": np.asarray(x), "y": np.asarray(y)}
+  kw = dict(num_classes=3, eps=0.1, steps=3, batch_size=16)
+  both = evaluate.make_robust_evaluator(model, lip_estimator="ascent",
+                                        lip_extra_estimators=("released",), **kw)
+  r = both(params, state, arrays, jax.random.key(3))
+  ascent = evaluate.make_robust_evaluator(model, lip_estimator="ascent", **kw)(
+      params, state, arrays, jax.random.key(3))
+  released = evaluate.make_robust_evaluator(model, lip_estimator="released", **kw)(
+      params, state, arrays, jax.random.key(3))
+  np.testing.assert_allclose(r["lipschitz"], ascent["lipschitz"], rtol=1e-6)
+  np.testing.assert_allclose(r["lipschitz_released"], released["lipschitz"], rtol=1e-6)
+  assert r["lipschitz_released"] < r["lipschitz"]  # the released code descends the ratio
+  with pytest.raises(ValueError, match="lip_estimator='best'"):
+    evaluate.make_robust_evaluator(model, lip_extra_estimators=("best",), **kw)
+
+
 def test_bad_choices_name_the_field():
   with pytest.raises(ValueError, match="norm"):
     attacks.project(jnp.zeros((2, 3)), jnp.zeros((2, 3)), eps=0.1, norm="l1")

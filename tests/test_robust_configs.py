@@ -10,7 +10,8 @@ from experiments.configs import robust_cifar10_wrn, robust_mnist, robust_svhn_wr
 _COMMON = dict(norm="linf", optimizer="sgd", nesterov=False, weight_decay=0.0, batch_size=64,
                lr_schedule="step", lr_decay_factor=0.1, train_attack_steps=10, seed=0,
                num_seeds=1, eval_steps=10, eval_restarts=1, eval_multi_target=False,
-               lip_steps=10, lip_step_size=0.003, lip_eps=0.0, lip_estimator="released",
+               lip_steps=10, lip_step_size=0.003, lip_eps=0.0, lip_estimator="ascent",
+               lip_extra_estimators=("released",),
                eval_max_examples=0, box=())
 
 

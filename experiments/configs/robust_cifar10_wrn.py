@@ -67,12 +67,13 @@ def get_config(arg: str = "nodropout"):
   c.eval_restarts = 1
   c.eval_multi_target = False
   c.eval_autoattack = True  # not in the official code: APGD-CE + APGD-T
-  # Lipschitz: estimate_local_lip_v2 defaults, 10 steps of 0.003, epsilon = eps, as the code runs
-  # it (see robust_mnist.py); lip_estimator="ascent" for the maximizing estimate.
+  # Lipschitz: estimate_local_lip_v2 defaults, 10 steps of 0.003, epsilon = eps; the paper's
+  # maximum as the headline, the released code's (descending) estimate beside it (see robust_mnist.py).
   c.lip_eps = 0.0
   c.lip_steps = 10
   c.lip_step_size = 0.003
-  c.lip_estimator = "released"
+  c.lip_estimator = "ascent"  # the paper's definition (a maximum): the headline column
+  c.lip_extra_estimators = ("released",)  # what the released code prints, for Table 2
   c.eval_max_examples = 0
   c.eval_batch_size = 250
   c.log_every = 500

@@ -65,13 +65,16 @@ def get_config(arg: str = "cnn1"):
   # Not in the official code: AutoAttack-style APGD-CE + APGD-T, the reference-grade evaluation.
   c.eval_autoattack = True
   # Lipschitz: experiment01.py calls estimate_local_lip_v2(top_norm=1, btm_norm=inf,
-  # epsilon=eps) with its defaults, 10 steps of 0.003 (lolip/utils.py); "released" reproduces
-  # that code as it runs (signed steps that descend the ratio, last iterate, +1e-6 in the
-  # denominator); set lip_estimator="ascent" for the maximizing estimate of the paper's text.
+  # epsilon=eps) with its defaults, 10 steps of 0.003 (lolip/utils.py). That code steps along
+  # sign(grad(-ratio)), i.e. it *descends* the ratio the paper defines as a maximum, scores the last
+  # iterate and adds 1e-6 to the denominator. We report the paper's definition (signed ascent, best
+  # iterate, same 10 x 0.003 from the same unclipped start) as test_lipschitz, and the released
+  # code's estimate beside it (test_lipschitz_released) to compare with the paper's Table 2.
   c.lip_eps = 0.0  # 0: eps
   c.lip_steps = 10
   c.lip_step_size = 0.003
-  c.lip_estimator = "released"
+  c.lip_estimator = "ascent"  # the paper's definition (a maximum): the headline column
+  c.lip_extra_estimators = ("released",)  # what the released code prints, for Table 2
   c.eval_max_examples = 0  # experiment01.py evaluates every train and test point
   c.eval_batch_size = 1000
   c.log_every = 500
