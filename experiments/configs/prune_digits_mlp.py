@@ -21,11 +21,16 @@ def get_config():
   c.dataset = "digits"
   c.data_dir = ""
   c.download = False
-  c.validation_size = 0
+  # Renda et al. (ICLR 2020, Sec. 3): "20% of the original test set, selected at random, as the
+  # validation set"; 72 of the 360 test digits (t is selected on them, test accuracy on the rest).
+  c.validation_size = 72
   c.augment = "none"
   # Model.
   c.model = "mlp"
-  c.model_kwargs = ml_collections.ConfigDict({"hidden": (300, 100)})
+  # LeNet-300-100 with Gaussian Glorot init (Frankle & Carbin, ICLR 2019, Fig. 2; their code's
+  # xavier_initializer(uniform=False)); He init empties the 300x100 layer at 2% density.
+  c.model_kwargs = ml_collections.ConfigDict({"hidden": (300, 100),
+                                              "kernel_init": "glorot_normal"})
   # Original training (T).
   c.batch_size = 64
   c.num_epochs = 30
@@ -45,10 +50,15 @@ def get_config():
   c.prune.fraction = 0.2
   c.prune.rounds = 14
   c.prune.target_sparsity = 0.0
-  c.prune.normalize = ""
+  c.prune.normalize = ""  # the paper's unnormalized |w|; 'rms' or 'lamp' (Lee et al. 2021)
+  c.prune.min_density = 0.0  # no per-layer floor (the paper's ranking)
+  c.prune.spare = ()  # regexes of layers kept dense, e.g. ('^head/',)
   c.prune.spare_first = False
   c.prune.spare_last = False
   c.prune.layer_rates = ml_collections.ConfigDict()
+  # Layer-collapse guard: a layer below 1% density or with fewer alive weights than output units.
+  c.prune.collapse_density = 0.01
+  c.prune.collapse_per_output = 1.0
   # Retraining: t in epochs (default for every arm; an arm's '@t' overrides it).
   c.retrain_epochs = 30.0
   c.lr_rewind_reset_opt = False
@@ -56,6 +66,8 @@ def get_config():
             "global_magnitude:lr_rewind", "random:lr_rewind",
             # Controls: Lottery Ticket rewinding to initialization, random reinitialization.
             "global_magnitude:weight_rewind@30", "global_magnitude:reinit")
+  # Plots: median with a min/max band over seeds (the paper's figures); 'mean_std' for +-1 std.
+  c.plot_band = "median_minmax"
   # Bookkeeping.
   c.log_every = 1000
   c.eval_batch_size = 1000
