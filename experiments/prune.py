@@ -47,12 +47,14 @@ import zlib
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 from absl import app, flags, logging
 
 from experiments import common
 from experiments import study
 from experiments import train as train_job
 from lipprune import data as data_lib
+from lipprune import models
 from lipprune import sparsity
 from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
@@ -99,7 +101,7 @@ def validate_config(config) -> list[Arm]:
   p = config.prune
   common.validate_choice("prune.mode", p.mode, MODES)
   common.validate_range("prune.fraction", p.fraction, 0.0, 1.0)
-  validate_layer_fields(config)
+  validate_study_fields(config)
   if p.mode == "iterative" and not p.get("rounds") and not p.get("target_sparsity"):
     raise ValueError("config.prune needs rounds or target_sparsity for iterative pruning")
   common.validate_positive("retrain_epochs", config.retrain_epochs)
@@ -115,8 +117,9 @@ def validate_config(config) -> list[Arm]:
   return arms
 
 
-def validate_layer_fields(config) -> None:
-  """Checks the per-layer pruning fields (scoring, spared layers, collapse guard) and the plot."""
+def validate_study_fields(config) -> None:
+  """Checks the per-layer pruning fields (scoring, spared layers, collapse guard) and the plot; warns
+  when several t of one method cannot be selected for lack of a validation split."""
   p = config.prune
   common.validate_choice("prune.normalize", p.get("normalize") or "",
                          ("",) + sparsity.NORMALIZATIONS)
@@ -135,6 +138,15 @@ def validate_layer_fields(config) -> None:
     except re.error as e:
       raise ValueError(f"config.prune.spare entry {r!r} is not a regular expression: {e}") from e
   common.validate_choice("plot_band", config.get("plot_band", "median_minmax"), study.BANDS)
+  if study.t_groups(config.arms) and not config.get("validation_size", 0):
+    logging.warning("config.arms list several t for %s but config.validation_size=0: no t is "
+                    "selected (summary.csv has no '@val' rows)", sorted(study.t_groups(config.arms)))
+  if spare or p.get("spare_first", False) or p.get("spare_last", False):
+    # The zoo's layer names do not depend on the input size: any image shape names them.
+    model = models.create(config.model, 10, **dict(config.get("model_kwargs", {})))
+    params, _ = jax.eval_shape(model.init, jax.random.key(0),
+                               jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+    base_masks(config, params)
 
 
 def _collapse_density(config) -> float:
@@ -341,8 +353,7 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
           train_lib.make_train_step(loss_fn, tx, schedule, preprocess=preprocess))
     return step_cache[schedule_key]
 
-  # The masks come first: a spare regex that names no layer fails before any training.
-  base_masks = _base_masks(config, state0.params)
+  masks = base_masks(config, state0.params)
   try:
     plan = shrink_lib.channel_plan(config.model, state0.params)
   except ValueError:
@@ -350,7 +361,7 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
   positions = flops_lib.output_positions(model, state0.params, state0.model_state,
                                          s.train_ds.x[:1])
   seed_run = SeedRun(seed, model, state0, tx, sched, num_steps, run_key, prune_key, reinit_key,
-                     jax.random.fold_in(root, 5), step_fn, base_masks, plan, positions)
+                     jax.random.fold_in(root, 5), step_fn, masks, plan, positions)
   # The original run, in segments that end at the snapshot steps; `first_step` numbers the
   # segments' batches as one run's, so the dense network does not depend on the snapshot steps.
   bounds = [0] + _snapshot_steps(s, num_steps) + [num_steps]
@@ -368,7 +379,7 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
   if os.path.exists(dense_path):
     seed_run.dense_row = io.read_json(dense_path)
   else:
-    seed_run.dense_row = {"seed": seed, "round": 0, **evaluate(s, seed_run, state, base_masks,
+    seed_run.dense_row = {"seed": seed, "round": 0, **evaluate(s, seed_run, state, masks,
                                                                seed_run.eval_key),
                           "retrain_steps": 0}
     seed_run.dense_row["pruned_test_accuracy"] = seed_run.dense_row["test_accuracy"]
@@ -376,7 +387,9 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
   return seed_run
 
 
-def _base_masks(config, params):
+def base_masks(config, params):
+  """The all-ones masks of ``params`` with the layers ``config.prune`` spares; a ``spare`` regex
+  that names no prunable layer is an error."""
   p = config.prune
   spare = tuple(p.get("spare", ()))
   masks = sparsity.init_masks(params, spare_first=p.get("spare_first", False),

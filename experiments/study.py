@@ -231,6 +231,8 @@ def plot_layer_density(rows: list[dict], arm: str, path: str, title: str = "",
     ax.axhline(collapse_density, color="red", linestyle="--", linewidth=1,
                label=f"collapse threshold ({collapse_density:g})")
   ax.set_yscale("log")
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_xlabel("pruning round (0 = dense)")
   ax.set_ylabel("layer density (alive / size, log scale)")
   ax.set_title(f"{title}\n{arm}: per-layer density, median over seeds" if title else arm)
