@@ -25,6 +25,9 @@ density falls below ``prune.collapse_density`` (default 1%) or that keeps fewer 
 output units (``prune.collapse_per_output``) is reported in the row's ``collapsed_layers`` and a
 warning is logged.
 
+Paired comparisons: ``config.compare`` lists ``'arm_a - arm_b'``; paired.csv holds, per round, the
+test accuracy difference paired by seed with a 95% confidence interval.
+
 Data: ``config.validation_size`` test examples are held out (Renda et al. hold out 20% of the test
 set) and evaluated every round; when the config lists several ``t`` for one method, the best ``t`` is
 selected per round on them (`experiments.study.select_t`).
@@ -138,6 +141,12 @@ def validate_study_fields(config) -> None:
     except re.error as e:
       raise ValueError(f"config.prune.spare entry {r!r} is not a regular expression: {e}") from e
   common.validate_choice("plot_band", config.get("plot_band", "median_minmax"), study.BANDS)
+  labels = [parse_arm(a).label for a in config.arms]
+  for text in config.get("compare", ()):
+    for side in study.parse_comparison(text):
+      if parse_arm(side).label not in labels:
+        raise ValueError(f"config.compare entry {text!r}: {side!r} is not one of config.arms "
+                         f"{labels}")
   if study.t_groups(config.arms) and not config.get("validation_size", 0):
     logging.warning("config.arms list several t for %s but config.validation_size=0: no t is "
                     "selected (summary.csv has no '@val' rows)", sorted(study.t_groups(config.arms)))
@@ -303,7 +312,9 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
       rows += arm_rows
   title = title or f"{config.model} on {config.dataset}, {len(config.seeds)} seed(s)"
   return study.write(workdir, rows, title=title, band=config.get("plot_band", "median_minmax"),
-                     collapse_density=_collapse_density(config))
+                     collapse_density=_collapse_density(config),
+                     comparisons=[" - ".join(parse_arm(x).label for x in study.parse_comparison(c))
+                                  for c in config.get("compare", ())])
 
 
 def prune_arm(s: Study, seed_run: SeedRun, arm: Arm) -> list[dict] | None:

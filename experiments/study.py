@@ -18,6 +18,9 @@ Input: result rows, one per (arm, seed, round), round 0 being the dense network 
   standard deviation (the paper's "within one standard deviation"; n/a with one seed), and the
   median is at least the dense minimum (within the dense min/max band, the statistic the paper's
   figures draw). The dense network itself (compression 1) always matches.
+* `paired_differences`: for comparisons ``'arm_a - arm_b'``, per round, the test accuracy of ``a``
+  minus ``b`` paired by seed (both arms prune the same dense network of a seed), with its mean,
+  sample std and 95% Student-t confidence interval (n - 1 degrees of freedom; n/a for one seed).
 * `plot`: test accuracy against the compression ratio (log x), one colour per retraining method,
   one line style per pruner, the median with a min/max band (the paper's figures) or the mean with
   a +-1 std band (``band='mean_std'``); the dense network as a grey band.
@@ -118,6 +121,40 @@ def matching(summary: list[dict]) -> list[dict]:
       rec[f"test_accuracy_{center}_at_{name}"] = (None if best is None
                                                   else best[f"test_accuracy_{center}"])
     out.append(rec)
+  return out
+
+
+def parse_comparison(text: str) -> tuple[str, str]:
+  """``'arm_a - arm_b'`` -> ``(arm_a, arm_b)``."""
+  a, sep, b = text.partition(" - ")
+  if not sep or not a.strip() or not b.strip():
+    raise ValueError(f"comparison {text!r} must look like 'pruner:retrain[@t] - pruner:retrain[@t]'")
+  return a.strip(), b.strip()
+
+
+def paired_differences(rows: list[dict], comparisons, field: str = "test_accuracy") -> list[dict]:
+  """Per comparison ``'a - b'`` and round: ``field`` of arm ``a`` minus arm ``b`` over the seeds
+  both have, ``diff_mean``, ``diff_std``, ``ci95_low``, ``ci95_high`` (``None`` for one seed)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  value = {(r["arm"], r["round"], r["seed"]): r for r in rows}
+  out = []
+  for text in comparisons:
+    a, b = parse_comparison(text)
+    for rnd in sorted({r["round"] for r in rows if r["arm"] == a}):
+      seeds = sorted(k[2] for k in value if k[:2] == (a, rnd) and (b, rnd, k[2]) in value)
+      if not seeds:
+        continue
+      d = np.asarray([value[(a, rnd, s)][field] - value[(b, rnd, s)][field] for s in seeds])
+      rec = {"comparison": text, "round": rnd, "num_seeds": len(seeds),
+             "density_a": float(np.mean([value[(a, rnd, s)]["density"] for s in seeds])),
+             "compression_a": float(np.mean([value[(a, rnd, s)]["compression"] for s in seeds])),
+             f"{field}_diff_mean": float(d.mean()), f"{field}_diff_std": None,
+             "ci95_low": None, "ci95_high": None}
+      if len(seeds) > 1:
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * d.std(ddof=1) / np.sqrt(len(seeds)))
+        rec.update({f"{field}_diff_std": float(d.std(ddof=1)), "ci95_low": float(d.mean()) - half,
+                    "ci95_high": float(d.mean()) + half})
+      out.append(rec)
   return out
 
 
@@ -259,20 +296,24 @@ def safe_name(arm: str) -> str:
 
 
 def write(workdir: str, rows: list[dict], *, title: str = "", band: str = "median_minmax",
-          collapse_density: float | None = None) -> dict:
+          collapse_density: float | None = None, comparisons=()) -> dict:
   """Writes results.csv (one row per arm, seed and round), summary.csv (statistics over seeds, the
-  validation-selected ``@val`` rows appended), matching.csv, results.json and the plots (from
-  process 0); returns the results dict."""
+  validation-selected ``@val`` rows appended), matching.csv, paired.csv (with ``comparisons``),
+  results.json and the plots (from process 0); returns the results dict."""
   import jax  # pylint: disable=g-import-not-at-top
   from lipprune.train import io  # pylint: disable=g-import-not-at-top
   summary = aggregate(rows)
   summary += select_t(summary)
   match = matching(summary)
-  results = {"finished": True, "rows": rows, "summary": summary, "matching": match}
+  paired = paired_differences(rows, comparisons)
+  results = {"finished": True, "rows": rows, "summary": summary, "matching": match,
+             "paired": paired}
   if jax.process_index() == 0:
     io.write_csv(os.path.join(workdir, "results.csv"), [flat_row(r) for r in rows])
     io.write_csv(os.path.join(workdir, "summary.csv"), summary)
     io.write_csv(os.path.join(workdir, "matching.csv"), match)
+    if paired:
+      io.write_csv(os.path.join(workdir, "paired.csv"), paired)
     plot(summary, os.path.join(workdir, "accuracy_vs_compression.png"), title, band=band)
     for field in extra_fields(rows):
       plot(summary, os.path.join(workdir, f"{field}_vs_compression.png"), title, metric=field,

@@ -113,6 +113,10 @@ def test_bad_layer_fields_fail_before_anything_is_written(tmp_path, field, value
   c = _tiny_config(plot_band="boxplot")
   with pytest.raises(ValueError, match=r"plot_band='boxplot'.*'median_minmax', 'mean_std'"):
     prune.run(c, str(tmp_path / "w"))
+  c = _tiny_config(compare=("global_magnitude:lr_rewind - global_magnitude:weight_rewind@2",))
+  with pytest.raises(ValueError, match=r"config\.compare entry.*weight_rewind@2.*not one of"):
+    prune.run(c, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w")
 
 
 def test_run_interrupted_and_resumed_equals_uninterrupted(tmp_path):
@@ -334,6 +338,21 @@ def test_matching_compression_by_mean_std_and_by_median_minmax():
   assert b["max_compression_mean_std"] is None and b["max_compression_median_minmax"] == 2.0
 
 
+def test_paired_differences_with_student_t_interval():
+  from experiments import study
+  rows = _rows("a:lr_rewind", [[0.5, 0.5, 0.5], [0.93, 0.94, 0.95]], [1.0, 2.0])
+  rows += _rows("b:fine_tune", [[0.5, 0.5, 0.5], [0.92, 0.92, 0.92]], [1.0, 2.0])
+  got = study.paired_differences(rows, ["a:lr_rewind - b:fine_tune"])
+  assert got[0]["test_accuracy_diff_mean"] == 0 and got[0]["ci95_low"] == got[0]["ci95_high"] == 0
+  d = got[1]  # differences 0.01, 0.02, 0.03: mean 0.02, std 0.01, t_{0.975, 2} = 4.3027
+  assert d["test_accuracy_diff_mean"] == pytest.approx(0.02)
+  assert d["test_accuracy_diff_std"] == pytest.approx(0.01)
+  half = 4.302652729749464 * 0.01 / np.sqrt(3)
+  assert (d["ci95_low"], d["ci95_high"]) == pytest.approx((0.02 - half, 0.02 + half))
+  with pytest.raises(ValueError, match="must look like"):
+    study.paired_differences(rows, ["a:lr_rewind minus b:fine_tune"])
+
+
 def _shrunk_size(name, kwargs, shape):
   """(params, kernel weights, multiply-adds) of a network built at its shrunk widths."""
   import jax.numpy as jnp
@@ -440,8 +459,14 @@ def test_layer_collapse_is_reported_and_logged(tmp_path, caplog):
 def test_t_selected_per_round_on_the_validation_split(tmp_path):
   from experiments import prune
   c = _tiny_config(arms=("global_magnitude:lr_rewind@1", "global_magnitude:lr_rewind@2",
-                         "global_magnitude:fine_tune"))
+                         "global_magnitude:fine_tune"),
+                   compare=("global_magnitude:lr_rewind@2.0 - global_magnitude:fine_tune",))
   out = prune.run(c, str(tmp_path / "t"))
+  paired = out["paired"]
+  assert [p["round"] for p in paired] == [0, 1, 2] and paired[0]["test_accuracy_diff_mean"] == 0
+  assert paired[0]["comparison"] == "global_magnitude:lr_rewind@2 - global_magnitude:fine_tune"
+  assert paired[2]["ci95_low"] is None  # one seed: no interval
+  assert (tmp_path / "t" / "paired.csv").exists()
   chosen = [s for s in out["summary"] if s["arm"] == "global_magnitude:lr_rewind@val"]
   assert [s["round"] for s in chosen] == [0, 1, 2]
   by_arm = {(s["arm"], s["round"]): s for s in out["summary"]}

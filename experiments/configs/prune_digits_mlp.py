@@ -74,6 +74,11 @@ def get_config():
             "global_magnitude:lr_rewind", "random:lr_rewind",
             # Controls: Lottery Ticket rewinding to initialization, random reinitialization.
             "global_magnitude:weight_rewind@30", "global_magnitude:reinit")
+  # Paired differences over seeds with 95% CIs (paired.csv), e.g. the paper's two claims:
+  # ("global_magnitude:lr_rewind - global_magnitude:weight_rewind@22.5",
+  #  "global_magnitude:weight_rewind@22.5 - global_magnitude:fine_tune"). Empty here, so that the
+  # configs built on this one can change the arms.
+  c.compare = ()
   # Plots: median with a min/max band over seeds (the paper's figures); 'mean_std' for +-1 std.
   c.plot_band = "median_minmax"
   # Bookkeeping.
