@@ -29,8 +29,8 @@ Paired comparisons: ``config.compare`` lists ``'arm_a - arm_b'``; paired.csv hol
 test accuracy difference paired by seed with a 95% confidence interval.
 
 Data: ``config.validation_size`` test examples are held out (Renda et al. hold out 20% of the test
-set) and evaluated every round; when the config lists several ``t`` for one method, the best ``t`` is
-selected per round on them (`experiments.study.select_t`).
+set) and evaluated every round; when the config lists several ``t`` for one method, the best
+``t`` is selected per round on them (`experiments.study.select_t`).
 
 Workdir layout: ``config.json``; ``seed_<s>/original/seg_<i>/`` (orbax checkpoints of the original
 run, one segment per snapshot); ``seed_<s>/dense.json``; ``seed_<s>/<arm>/round_<r>/`` (checkpoints
@@ -121,8 +121,9 @@ def validate_config(config) -> list[Arm]:
 
 
 def validate_study_fields(config) -> None:
-  """Checks the per-layer pruning fields (scoring, spared layers, collapse guard) and the plot; warns
-  when several t of one method cannot be selected for lack of a validation split."""
+  """Checks the per-layer pruning fields (scoring, spared layers, collapse guard), the paired
+  comparisons and the plot; warns when several t of one method cannot be selected for lack of a
+  validation split."""
   p = config.prune
   common.validate_choice("prune.normalize", p.get("normalize") or "",
                          ("",) + sparsity.NORMALIZATIONS)
@@ -149,7 +150,8 @@ def validate_study_fields(config) -> None:
                          f"{labels}")
   if study.t_groups(config.arms) and not config.get("validation_size", 0):
     logging.warning("config.arms list several t for %s but config.validation_size=0: no t is "
-                    "selected (summary.csv has no '@val' rows)", sorted(study.t_groups(config.arms)))
+                    "selected (summary.csv has no '@val' rows)",
+                    sorted(study.t_groups(config.arms)))
   if spare or p.get("spare_first", False) or p.get("spare_last", False):
     # The zoo's layer names do not depend on the input size: any image shape names them.
     model = models.create(config.model, 10, **dict(config.get("model_kwargs", {})))

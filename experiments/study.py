@@ -1,5 +1,5 @@
-"""The summary statistics and plots of a pruning study (experiments.prune, experiments.joint), as Renda,
-Frankle & Carbin (ICLR 2020) report them and as their plotting code computes them
+"""The summary statistics and plots of a pruning study (experiments.prune, experiments.joint), as
+Renda, Frankle & Carbin (ICLR 2020) report them and as their plotting code computes them
 (lottery-ticket/rewinding-iclr20-public, vision/plot/common.py).
 
 Input: result rows, one per (arm, seed, round), round 0 being the dense network of that seed.
@@ -12,7 +12,7 @@ Input: result rows, one per (arm, seed, round), round 0 being the dense network 
   that ``t`` is reported; the selected rows get the arm ``'pruner:retrain@val'`` and the field
   ``selected_arm``. This is the official plotting code's choice (``lth_plot``: group by retrain
   time, sort by median ``val_acc``, report the test accuracy's median, min and max); the paper
-  (Sec. 3) selects "the best retraining time on the validation set".
+  selects the retraining time on the validation set.
 * `matching`: per arm, the largest compression ratio at which the arm still matches the dense
   network, two ways: the mean test accuracy over seeds is at least the dense mean minus one dense
   standard deviation (the paper's "within one standard deviation"; n/a with one seed), and the
@@ -111,7 +111,8 @@ def matching(summary: list[dict]) -> list[dict]:
     rules = {"mean_std": None if dense["test_accuracy_std"] is None else
              (lambda s, d=dense: s["test_accuracy_mean"] >= d["test_accuracy_mean"]
               - d["test_accuracy_std"]),
-             "median_minmax": lambda s, d=dense: s["test_accuracy_median"] >= d["test_accuracy_min"]}
+             "median_minmax": (lambda s, d=dense:
+                               s["test_accuracy_median"] >= d["test_accuracy_min"])}
     for name, rule in rules.items():
       center = "mean" if name == "mean_std" else "median"
       best = None if rule is None else max((s for s in rs if rule(s)),
@@ -128,7 +129,8 @@ def parse_comparison(text: str) -> tuple[str, str]:
   """``'arm_a - arm_b'`` -> ``(arm_a, arm_b)``."""
   a, sep, b = text.partition(" - ")
   if not sep or not a.strip() or not b.strip():
-    raise ValueError(f"comparison {text!r} must look like 'pruner:retrain[@t] - pruner:retrain[@t]'")
+    raise ValueError(f"comparison {text!r} must look like "
+                     "'pruner:retrain[@t] - pruner:retrain[@t]'")
   return a.strip(), b.strip()
 
 

@@ -306,7 +306,8 @@ def test_prune_t_sweep_grid_is_the_official_rewinding_points():
   # Rewind iteration k of 71108 steps, converted to epochs (71108 / 182 steps per epoch).
   by_hand = [182 - k / (71108 / 182) for k in r20.OFFICIAL_REWIND_STEPS]
   np.testing.assert_allclose(grid, by_hand, atol=0.005)
-  assert r20.OFFICIAL_REWIND_STEPS[1] == 4701 and 182 - 4701 / (71108 / 182) == pytest.approx(170, abs=0.05)
+  assert r20.OFFICIAL_REWIND_STEPS[1] == 4701
+  assert 182 - 4701 / (71108 / 182) == pytest.approx(170, abs=0.05)
 
 
 # ---- the paper's summary statistics on hand-made rows ------------------------------------------

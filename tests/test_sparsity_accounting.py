@@ -9,7 +9,8 @@ from lipprune.sparsity import shrink as S
 
 
 def _sequential():
-  """conv_0 (3x3, 2 -> 4, bias) -> conv_1 (3x3, 4 -> 3, bias) -> dense_0 (2x2 map: 12 -> 5) -> head."""
+  """conv_0 (3x3, 2 -> 4, bias) -> conv_1 (3x3, 4 -> 3, bias) -> dense_0 (2x2 map: 12 -> 5) ->
+  head."""
   return {
       "conv_0": {"kernel": jnp.ones((3, 3, 2, 4)), "bias": jnp.ones(4)},
       "conv_1": {"kernel": jnp.ones((3, 3, 4, 3)), "bias": jnp.ones(3)},

@@ -216,7 +216,8 @@ def test_min_density_keeps_each_layers_largest_weights():
   assert float(sparsity.global_magnitude(p, m, 0.9)["head"]["kernel"].sum()) == 0
   # More protected weights than survivors to prune: only the unprotected ones go.
   tight = sparsity.global_magnitude(p, m, 0.99, min_density=0.5)
-  assert float(tight["head"]["kernel"].sum()) == 150 and float(tight["dense_0"]["kernel"].sum()) == 300
+  assert float(tight["head"]["kernel"].sum()) == 150
+  assert float(tight["dense_0"]["kernel"].sum()) == 300
 
 
 def test_random_filters_is_the_structured_control_of_filter_l1():

@@ -18,8 +18,8 @@ differ, the code wins:
   validation set: prune_t_sweep.py:cifar10_resnet20 does that.
 
 Known differences that lipprune does not reproduce: the official input pipeline standardizes each
-image (``tf.image.per_image_standardization``); the official run is 71,108 steps, here 182 epochs of 390
-full batches are 70,980 (the last partial batch of each epoch is dropped).
+image (``tf.image.per_image_standardization``); the official run is 71,108 steps, here 182 epochs
+of 390 full batches are 70,980 (the last partial batch of each epoch is dropped).
 
 ``--config=experiments/configs/prune_cifar10_resnet20.py:resnet56`` (or ``:resnet110``) selects
 ResNet-56 or -110 with the same recipe (gpu-src/README.md: ``SIZE="20" # or 56,110``).
@@ -37,7 +37,8 @@ OFFICIAL_REWIND_STEPS = (0, 4701, 12514, 20326, 28139, 35951, 43764, 51576, 5938
 def get_config(model: str = "resnet20"):
   c = prune_digits_mlp.get_config()
   c.dataset = "cifar10"
-  # Paper Sec. 3: "20% of the original test set, selected at random, as the validation set".
+  # Renda et al., experimental setup: "20% of the original test set, selected at random, as the
+  # validation set".
   c.validation_size = 2000
   # cifar10_main.py preprocess_image: pad to 40x40, random 32x32 crop, random horizontal flip.
   c.augment = "crop_flip"
@@ -76,7 +77,8 @@ def get_config(model: str = "resnet20"):
   c.prune.spare_first = False
   c.prune.spare_last = False
   # gpu-src/README.md: REWIND_ITERATION=4701 of 71108 steps -> t = 170 epochs for every method;
-  # fine-tuning at --lottery_force_learning_rate 0.001 (the schedule's last rate, as fine_tune does).
+  # fine-tuning at --lottery_force_learning_rate 0.001 (the schedule's last rate, as fine_tune
+  # does).
   c.retrain_epochs = 170.0
   # lottery.py PruningHook restores the whole checkpoint (weights and momentum) for rewinding and
   # only the global step for LR rewinding: the optimizer state is kept.

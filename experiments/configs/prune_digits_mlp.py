@@ -27,8 +27,9 @@ def get_config():
   c.dataset = "digits"
   c.data_dir = ""
   c.download = False
-  # Renda et al. (ICLR 2020, Sec. 3): "20% of the original test set, selected at random, as the
-  # validation set"; 72 of the 360 test digits (t is selected on them, test accuracy on the rest).
+  # Renda et al. (ICLR 2020), experimental setup: "20% of the original test set, selected at
+  # random, as the validation set"; 72 of the 360 test digits (t is selected on them, test accuracy
+  # on the other 288).
   c.validation_size = 72
   c.augment = "none"
   # Model.

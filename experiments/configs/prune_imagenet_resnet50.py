@@ -29,7 +29,7 @@ from experiments.configs import prune_cifar10_resnet20
 def get_config():
   c = prune_cifar10_resnet20.get_config("resnet50")
   c.dataset = "imagenet2012"
-  # Paper Sec. 3: 20% of the original test set (ImageNet's 50,000 validation images) held out.
+  # Renda et al.'s split: 20% of the original test set (ImageNet's 50,000 validation images).
   c.validation_size = 10000
   c.augment = "none"  # random-resized-crop + flip belongs to the ImageNet input pipeline
   c.model_kwargs = ml_collections.ConfigDict()  # lipprune's resnet50 (see the differences above)

@@ -1,5 +1,5 @@
-"""Forward multiply-adds (FLOPs, as Li et al. 2017 and He et al. 2016 count them) of a dense, masked or
-physically shrunk network, from the model's shapes.
+"""Forward multiply-adds (FLOPs, as Li et al. 2017 and He et al. 2016 count them) of a dense, masked
+or physically shrunk network, from the model's shapes.
 
 A conv or dense layer with kernel ``K`` producing ``P`` output positions per example (``P = H' W'``
 for a conv, 1 for a dense layer) costs ``P * |K|`` multiply-adds dense and ``P * alive(K)`` masked,
@@ -44,8 +44,8 @@ def output_positions(model, params, model_state, sample_x) -> dict[Path, int]:
 
 
 def multiply_adds(positions: dict[Path, int], params, masks=None, plan=None) -> dict:
-  """``{'layers': {path: {'dense', 'alive'}}, 'dense', 'alive', 'ratio'}``: per-example multiply-adds
-  of every layer in ``positions``, dense and under ``masks`` (``None``: dense), with ``ratio =
+  """``{'layers': {path: {'dense', 'alive'}}, 'dense', 'alive', 'ratio'}``: per-example
+  multiply-adds of every layer in ``positions``, dense and under ``masks`` (``None``: dense), with ``ratio =
   dense / alive`` (the theoretical speed-up)."""
   kernels = accounting.effective_kernel_masks(params, {} if masks is None else masks, plan,
                                               lambda p, v: p in positions)
