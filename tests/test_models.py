@@ -428,13 +428,57 @@ def test_bfloat16_small_models(name, shape):
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
 
 
-def test_init_is_deterministic_and_kernels_he_scaled():
-  model = models.create("conv2", 7, widths=(8, 32))
+def test_init_is_deterministic_and_kernels_scaled_by_scheme():
   x = jnp.zeros((2, 32, 32, 3))
-  p1, _ = model.init(jax.random.key(3), x)
-  p2, _ = model.init(jax.random.key(3), x)
+  he = models.create("conv2", 7, widths=(8, 32), kernel_init="he_normal")
+  p1, _ = he.init(jax.random.key(3), x)
+  p2, _ = he.init(jax.random.key(3), x)
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p2)))
   # He normal, fan-out for convs: std = sqrt(2 / (3 * 3 * 32)); fan-in for dense.
   np.testing.assert_allclose(np.std(p1["conv_1"]["kernel"]), np.sqrt(2 / (9 * 32)), rtol=0.05)
   np.testing.assert_allclose(np.std(p1["dense_0"]["kernel"]), np.sqrt(2 / 8192), rtol=0.03)
   assert not np.any(p1["dense_0"]["bias"])
+  # The Lottery Ticket default: Glorot, variance 2 / (fan_in + fan_out), receptive field included.
+  glorot, _ = models.create("conv2", 7, widths=(8, 32)).init(jax.random.key(3), x)
+  np.testing.assert_allclose(np.std(glorot["conv_1"]["kernel"]), np.sqrt(2 / (9 * 8 + 9 * 32)),
+                             rtol=0.05)
+  np.testing.assert_allclose(np.std(glorot["dense_0"]["kernel"]), np.sqrt(2 / (8192 + 256)),
+                             rtol=0.03)
+  mlp, _ = models.create("mlp", 10).init(jax.random.key(0), jnp.zeros((1, 784)))
+  np.testing.assert_allclose(np.std(mlp["dense_1"]["kernel"]), np.sqrt(2 / 400), rtol=0.03)
+  # Renda et al.'s TF models: conv truncated normal 1 / fan_in, dense N(0, 0.01^2).
+  tf, _ = models.create("resnet20", 10, kernel_init="tf_official").init(jax.random.key(0), x)
+  np.testing.assert_allclose(np.std(tf["block_8"]["conv_1"]["kernel"]), np.sqrt(1 / (9 * 64)),
+                             rtol=0.03)
+  np.testing.assert_allclose(np.std(tf["head"]["kernel"]), 0.01, rtol=0.15)
+  with pytest.raises(ValueError, match="kernel_init"):
+    models.create("mlp", 10, kernel_init="zeros")
+
+
+def test_stage_projection_resnet_matches_tf_official_layout():
+  """Renda et al.'s TF ResNet v1 projects at the first block of every stage, stage 1 included."""
+  _, params, state = abstract_init("resnet20", (1, 32, 32, 3), shortcut="stage_projection",
+                                   bn_momentum=0.997)
+  assert sorted(k for k in params if "shortcut_conv" in params[k]) == ["block_0", "block_3",
+                                                                       "block_6"]
+  assert params["block_0"]["shortcut_conv"]["kernel"].shape == (1, 1, 16, 16)
+  assert n_params(params) == cifar_resnet_count(3, "B") + 16 * 16 + 2 * 16 == 272_762
+  model = models.create("resnet20", 10, shortcut="stage_projection", bn_momentum=0.997)
+  x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
+  p, s = model.init(jax.random.key(0), x)
+  _, new = model.apply(p, s, x, train=True)
+  mean = np.asarray(jnp.mean(jnp.asarray(model.module.apply(
+      {"params": p, **s}, x, train=False, capture_intermediates=True,
+      mutable=["intermediates"])[1]["intermediates"]["stem_conv"]["__call__"][0]), (0, 1, 2)))
+  # running = 0.997 * running + 0.003 * batch mean (flax momentum convention).
+  np.testing.assert_allclose(np.asarray(new["batch_stats"]["stem_bn"]["mean"]), 0.003 * mean,
+                             rtol=1e-4, atol=1e-7)
+
+
+def test_vgg16_without_hidden_classifier_is_renda_nofc():
+  _, params, _ = abstract_init("vgg16", (1, 32, 32, 3), classifier_width=0)
+  assert "dense_0" not in params and "bn_dense" not in params
+  convs = sum(9 * a * b for a, b in zip((3,) + models.convnets.VGG16_WIDTHS[:-1],
+                                        models.convnets.VGG16_WIDTHS))
+  assert n_params(params) == convs + 2 * sum(models.convnets.VGG16_WIDTHS) + 512 * 10 + 10
+  assert n_params(params) == 14_724_042

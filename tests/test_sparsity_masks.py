@@ -137,3 +137,105 @@ def test_round_fractions():
   assert sparsity.round_fractions("one_shot", target_sparsity=0.9) == [0.9]
   with pytest.raises(ValueError, match="mode"):
     sparsity.round_fractions("twice")
+
+
+# ---- layers by name, layer-normalized scores, floors, the structured control -------------------
+
+def test_spare_first_and_last_by_name_on_jitted_resnet_params():
+  from lipprune import models
+  model = models.create("resnet20", 10)
+  params, _ = jax.eval_shape(model.init, jax.random.key(0),
+                             jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+  # A traced init returns sorted keys: block_0 first, stem_conv after head. Dict order would
+  # spare block_0/conv_0 and the stem's batch norm neighbour instead of the stem and the head.
+  assert list(params)[0] == "block_0" and list(params)[-1] == "stem_conv"
+  m = sparsity.init_masks(params, spare_first=True, spare_last=True)
+  spared = {M.path_str(p) for p, v in M.flatten(m).items()
+            if v is None and M.default_prunable(p, M.flatten(params)[p])}
+  assert spared == {"stem_conv/kernel", "head/kernel"}
+  by_regex = sparsity.init_masks(params, spare=(r"^stem_conv/", r"^head/"))
+  assert jax.tree.structure(by_regex) == jax.tree.structure(m)
+
+
+def test_data_flow_key_orders_zoo_names_and_rejects_others():
+  names = ["head", "block_10/conv_0", "block_9/shortcut_conv", "block_9/conv_1", "stem_conv",
+           "dense_1", "conv_2", "fc3", "block_9/conv_0"]
+  order = sorted(names, key=lambda n: sparsity.data_flow_key(tuple(n.split("/"))))
+  assert order == ["stem_conv", "conv_2", "block_9/conv_0", "block_9/conv_1",
+                   "block_9/shortcut_conv", "block_10/conv_0", "dense_1", "fc3", "head"]
+  with pytest.raises(ValueError, match="spare="):
+    sparsity.init_masks({"encoder": {"kernel": jnp.ones((2, 2))}}, spare_last=True)
+
+
+def _lamp_by_hand(w, alive):
+  """Lee et al. (2021) Eq. 2 written as a double loop: w_u^2 / sum of w_v^2 over survivors v with
+  |w_v| >= |w_u| (values distinct)."""
+  w, alive = np.abs(np.ravel(w)).astype(np.float64), np.ravel(alive) > 0
+  return np.array([w[u] ** 2 / sum(w[v] ** 2 for v in range(w.size) if alive[v] and w[v] >= w[u])
+                   if alive[u] else np.nan for u in range(w.size)])
+
+
+def test_lamp_scores_and_global_selection_match_the_definition():
+  rng = np.random.default_rng(3)
+  p = {"dense_0": {"kernel": jnp.asarray(rng.normal(0, 1.0, (6, 5)), jnp.float32)},
+       "head": {"kernel": jnp.asarray(rng.normal(0, 0.01, (5, 3)), jnp.float32)}}
+  m = sparsity.init_masks(p)
+  m["dense_0"]["kernel"] = m["dense_0"]["kernel"].at[0, :2].set(0.0)  # two already pruned
+  scores = np.concatenate([_lamp_by_hand(p[k]["kernel"], m[k]["kernel"]) for k in ("dense_0",
+                                                                                   "head")])
+  got = np.concatenate([M.layer_scores(p[k]["kernel"], m[k]["kernel"], "lamp") for k in
+                        ("dense_0", "head")])
+  alive = ~np.isnan(scores)
+  np.testing.assert_allclose(got[alive], scores[alive], rtol=1e-12)
+  k = round(0.6 * alive.sum())
+  expect = np.zeros(scores.size)
+  expect[np.argsort(np.where(alive, scores, -np.inf))[alive.size - alive.sum() + k:]] = 1
+  out = sparsity.global_magnitude(p, m, 0.6, normalize="lamp")
+  flat = np.concatenate([np.ravel(out[k]["kernel"]) for k in ("dense_0", "head")])
+  np.testing.assert_array_equal(flat, expect)
+  # The head's weights are 100x smaller: plain magnitude empties it, LAMP keeps its largest one.
+  plain = sparsity.global_magnitude(p, m, 0.95)
+  assert float(plain["head"]["kernel"].sum()) == 0
+  lamp = sparsity.global_magnitude(p, m, 0.95, normalize="lamp")
+  assert float(lamp["head"]["kernel"].sum()) >= 1 and float(lamp["dense_0"]["kernel"].sum()) >= 1
+
+
+def test_min_density_keeps_each_layers_largest_weights():
+  rng = np.random.default_rng(4)
+  big = rng.normal(0, 1.0, (20, 30))
+  small = rng.normal(0, 0.001, (30, 10))
+  p = {"dense_0": {"kernel": jnp.asarray(big, jnp.float32)},
+       "head": {"kernel": jnp.asarray(small, jnp.float32)}}
+  m = sparsity.init_masks(p)
+  out = sparsity.global_magnitude(p, m, 0.9, min_density=0.05)
+  head = np.asarray(out["head"]["kernel"])
+  # ceil(0.05 * 300) = 15 of the head's largest weights survive; the total pruned is still 810.
+  assert head.sum() == 15
+  assert np.all(np.abs(small)[head > 0].min() >= np.abs(small)[head == 0].max())
+  assert sum(float(v.sum()) for v in M.prunable_leaves(out).values()) == 900 - round(0.9 * 900)
+  assert float(sparsity.global_magnitude(p, m, 0.9)["head"]["kernel"].sum()) == 0
+  # More protected weights than survivors to prune: only the unprotected ones go.
+  tight = sparsity.global_magnitude(p, m, 0.99, min_density=0.5)
+  assert float(tight["head"]["kernel"].sum()) == 150
+  assert float(tight["dense_0"]["kernel"].sum()) == 300
+
+
+def test_random_filters_is_the_structured_control_of_filter_l1():
+  rng = np.random.default_rng(5)
+  p = {"conv_0": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 2, 10)), jnp.float32)},
+       "conv_1": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 10, 8)), jnp.float32)}}
+  m = sparsity.init_masks(p)
+  rates = {"conv_0": 0.4, "conv_1": 0.25, "default": 0.0}
+  l1 = sparsity.filter_l1(p, m, rates)
+  a = sparsity.prune("random_filter", p, m, rates, key=jax.random.key(0))
+  b = sparsity.prune("random_filter", p, m, rates, key=jax.random.key(1))
+  for out in (a, b):
+    for name in ("conv_0", "conv_1"):
+      mk = np.asarray(out[name]["kernel"])
+      per_filter = mk.reshape(-1, mk.shape[-1])
+      assert np.all((per_filter.min(0) == per_filter.max(0)))  # whole filters only
+      assert per_filter.max(0).sum() == np.asarray(l1[name]["kernel"]).reshape(
+          -1, mk.shape[-1]).max(0).sum()
+  assert not np.array_equal(a["conv_0"]["kernel"], b["conv_0"]["kernel"])
+  again = sparsity.prune("random_filter", p, m, rates, key=jax.random.key(0))
+  np.testing.assert_array_equal(again["conv_0"]["kernel"], a["conv_0"]["kernel"])

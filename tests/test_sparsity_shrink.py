@@ -50,9 +50,50 @@ def test_shrunk_forward_equals_masked_forward(name, kwargs, shape, rates):
       np.shape(S._get(params, p.layer)["kernel"])[-1] for p in plan)
   if name == "resnet20":
     assert kw["inner_widths"] == tuple(8 if i < 3 else 16 if i < 6 else 32 for i in range(9))
-  # Accounting ignores the per-channel companions (rank-1 masks).
+  # Accounting ignores the per-channel companions (rank-1 masks) as layers.
   stats = sparsity.sparsity_stats(masks)
   assert all(k.endswith("kernel") for k in stats["layers"])
+
+
+TRUE_SIZE = [
+    ("conv2", {"widths": (6, 8), "hidden": (10, 7)}, (1, 8, 8, 3),
+     {"conv_0": 0.5, "conv_1": 0.5, "dense_0": 0.3, "dense_1": 0.3}),
+    ("conv4", {"widths": (6, 6, 8, 8), "hidden": (10, 7)}, (1, 16, 16, 3),
+     {"conv_(0|2)": 0.5, "conv_3": 0.25, "dense_1": 0.4}),
+    ("vgg16", {"widths": (4,) * 13, "classifier_width": 6}, (1, 32, 32, 3),
+     {r"conv_(0|7|8|9|10|11|12)/": 0.5, "dense_0": 0.5}),
+    ("vgg16", {"widths": (4,) * 13, "classifier_width": 0}, (1, 32, 32, 3), {r"conv_\d+/": 0.5}),
+    ("resnet20", {"shortcut": "stage_projection"}, (1, 32, 32, 3), {r"block_\d+/conv_0": 0.5}),
+    ("resnet56", {}, (1, 32, 32, 3), {r"block_\d/conv_0": 0.6, r"block_1\d/conv_0": 0.3}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape,rates", TRUE_SIZE,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(TRUE_SIZE)])
+def test_true_compression_equals_the_shrunk_networks_size(name, kwargs, shape, rates):
+  """Alive weights, parameters and FLOPs of the masked network are those of the shrunk network,
+  to the parameter: removed filters' consumer input slices count as removed."""
+  model = models.create(name, 10, **kwargs)
+  x = jnp.zeros(shape)
+  # Random weights of the model's shapes (no initializer to compile: only shapes matter here).
+  rng = np.random.default_rng(0)
+  params, state = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32),
+                               jax.eval_shape(model.init, jax.random.key(0), x))
+  masks = sparsity.filter_l1(params, sparsity.init_masks(params), {**rates, "default": 0.0})
+  plan = S.channel_plan(name, params)
+  masks = S.channel_masks(params, masks, plan)
+  small, sp, ss, _ = S.shrink(name, 10, train.apply_masks(params, masks), state, masks, x, kwargs)
+  got = sparsity.count(params, masks, plan)
+  n = lambda tree: sum(int(np.size(v)) for v in jax.tree.leaves(tree))
+  assert got["params"] == n(params) and got["params_alive"] == n(sp) < n(params)
+  assert got["param_compression"] == n(params) / n(sp)
+  kernels = lambda tree: sum(int(np.size(v)) for k, v in sparsity.masks.flatten(tree).items()
+                             if sparsity.default_prunable(k, v))
+  assert got["alive"] == kernels(sp) and got["compression"] == kernels(params) / kernels(sp)
+  macs = sparsity.multiply_adds(sparsity.output_positions(model, params, state, x), params, masks,
+                                plan)
+  dense_small = sparsity.multiply_adds(sparsity.output_positions(small, sp, ss, x), sp)
+  assert macs["alive"] == dense_small["dense"] < macs["dense"]
 
 
 def test_shrink_conv_to_dense_rows_hand_made():

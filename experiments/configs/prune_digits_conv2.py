@@ -9,7 +9,9 @@ from experiments.configs import prune_digits_mlp
 def get_config():
   c = prune_digits_mlp.get_config()
   c.model = "conv2"
-  c.model_kwargs = ml_collections.ConfigDict({"widths": (32, 32), "hidden": (128, 128)})
+  # Gaussian Glorot init, as Frankle & Carbin (ICLR 2019, Fig. 2) train Conv-2.
+  c.model_kwargs = ml_collections.ConfigDict({"widths": (32, 32), "hidden": (128, 128),
+                                              "kernel_init": "glorot_normal"})
   c.num_epochs = 20
   c.lr_boundaries_epochs = (10, 15)
   c.learning_rate = 0.02

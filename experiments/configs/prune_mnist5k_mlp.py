@@ -17,6 +17,7 @@ from experiments.configs import prune_digits_mlp
 def get_config():
   c = prune_digits_mlp.get_config()
   c.dataset = "mnist5k"
+  c.validation_size = 200  # Renda et al.'s split: 20% of the test set (200 of 1000) for validation
   c.num_epochs = 20
   c.lr_boundaries_epochs = (10, 15)
   c.retrain_epochs = 20.0

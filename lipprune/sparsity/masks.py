@@ -8,12 +8,22 @@ Network Pruning", ICLR 2020 (and their code):
 
 * **global magnitude**: one ranking of ``|w|`` across every prunable layer; the ``k`` surviving
   weights with the smallest score are pruned, ``k = round(fraction * n_alive)``. Optionally the
-  score is normalized per layer, ``|w| / rms_l`` with ``rms_l = sqrt(mean_{alive in l} w^2)``.
+  score is normalized per layer (``normalize``): ``'rms'``, ``|w| / rms_l`` with
+  ``rms_l = sqrt(mean_{alive in l} w^2)``; or ``'lamp'``, the LAMP score of Lee, Park, Mo, Ahn &
+  Shin, "Layer-adaptive Sparsity for the Magnitude-based Pruning", ICLR 2021 (Eq. 2): with the
+  layer's survivors sorted by ascending ``|w|``, ``score(u) = w_u^2 / sum_{v >= u} w_v^2``, so each
+  layer's largest weight scores 1 and no layer is ever emptied. A minimum per-layer density
+  (``min_density``) keeps each layer's ``ceil(min_density * size_l)`` largest weights out of the
+  ranking. Global scores compare weights of layers whose scales differ by initialization, so a
+  small-scale layer can be emptied (layer collapse; `collapsed_layers` in
+  `lipprune.sparsity.accounting` detects it).
 * **layerwise magnitude**: the same within each layer, ``k_l = round(fraction_l * n_alive_l)``.
 * **structured filter L1** (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017): output
   filter ``j`` of a kernel scores ``s_j = sum_{h,w,c} |K[h, w, c, j]|``; per layer the
   ``round(fraction_l * alive_filters_l)`` surviving filters with the smallest ``s_j`` are removed.
-* **random**: the same count drawn uniformly among the survivors, the control.
+* **random**: the same count drawn uniformly among the survivors, the control of magnitude pruning.
+* **random filter**: per layer, ``round(fraction_l * alive_filters_l)`` surviving filters drawn
+  uniformly, the structured control of filter L1 pruning (same per-layer fractions, shrinkable).
 
 Pruning always acts on survivors: a pruned weight stays pruned, so ``n`` rounds at fraction ``p``
 leave a density ``(1 - p)^n`` up to rounding.
@@ -53,25 +63,52 @@ def default_prunable(path: Path, leaf) -> bool:
   return path[-1] == "kernel" and np.ndim(leaf) in (2, 4)
 
 
+_KIND_RANK = {"stem": 0, "conv": 1, "block": 2, "stage": 2, "layer": 2, "dense": 3, "fc": 3,
+              "head": 4}
+
+
+def data_flow_key(path: Path) -> tuple:
+  """A sort key putting the zoo's layers in data-flow order, from their names alone (never from
+  dict order, which a jit or a checkpoint round trip sorts): ``stem_*`` < ``conv_i`` < ``block_i``
+  < ``dense_i`` / ``fc_i`` < ``head``, indices compared as numbers (``block_9 < block_10``), then
+  the sub-path within a block (``conv_0 < conv_1 < shortcut_conv``).
+
+  Raises ValueError for a top-level name of another kind: name such layers with ``spare`` regexes.
+  """
+  kind = re.match(r"[a-z]*", str(path[0])).group(0)
+  index = re.search(r"\d+", str(path[0]))
+  if kind not in _KIND_RANK:
+    raise ValueError(f"cannot place layer {path_str(path)!r} in data-flow order: spare_first/"
+                     f"spare_last know the zoo's names {sorted(_KIND_RANK)}; name the layers to "
+                     "keep dense with spare=(regex, ...) instead")
+  rest = tuple((re.sub(r"\d+", "", str(p)), int(re.sub(r"\D", "", str(p)) or 0)) for p in path[1:])
+  return (_KIND_RANK[kind], int(index.group(0)) if index else 0, rest)
+
+
 def init_masks(params, *, prunable: Predicate = default_prunable, spare_first: bool = False,
                spare_last: bool = False, spare: tuple[str, ...] = ()):
   """All-ones masks on the prunable leaves of ``params``, ``None`` elsewhere.
 
+  Layers are matched by name, never by position in the dict (params that went through a jit come
+  back with sorted keys, where ``block_0`` precedes ``stem_conv`` and ``head``).
+
   Args:
-    params: the model's params (a nested dict, as flax returns it: layer order is creation order).
+    params: the model's params (a nested dict).
     prunable: ``(path, leaf) -> bool``.
-    spare_first: keep the first prunable layer (in creation order) dense.
-    spare_last: keep the last prunable layer (usually the output layer) dense.
-    spare: regular expressions; prunable leaves whose path string matches one stay dense.
+    spare_first: keep the first prunable layer in data-flow order (`data_flow_key`) dense.
+    spare_last: keep the last prunable layer in data-flow order (the output layer) dense.
+    spare: regular expressions; prunable leaves whose path string (``'block_3/conv_0/kernel'``)
+      matches one (``re.search``) stay dense.
   """
   flat = flatten(params)
   keys = [p for p, v in flat.items() if prunable(p, v)]
-  spared = set()
-  if keys and spare_first:
-    spared.add(keys[0])
-  if keys and spare_last:
-    spared.add(keys[-1])
-  spared |= {p for p in keys if any(re.search(r, path_str(p)) for r in spare)}
+  spared = {p for p in keys if any(re.search(r, path_str(p)) for r in spare)}
+  if keys and (spare_first or spare_last):
+    ordered = sorted(keys, key=data_flow_key)
+    if spare_first:
+      spared.add(ordered[0])
+    if spare_last:
+      spared.add(ordered[-1])
   out = {}
   for p, v in flat.items():
     out[p] = jnp.ones(np.shape(v), jnp.float32) if (p in keys and p not in spared) else None
@@ -139,32 +176,74 @@ def _count(fraction: float, n_alive: int) -> int:
   return int(np.round(fraction * n_alive))
 
 
-def global_magnitude(params, masks, fraction: float, *, normalize: str | None = None):
+NORMALIZATIONS = ("rms", "lamp")
+
+
+def layer_scores(w, alive, normalize: str | None) -> np.ndarray:
+  """Scores of one layer's weights for global ranking (dead entries' scores are ignored).
+
+  ``None``: ``|w|``; ``'rms'``: ``|w| / rms`` of the survivors; ``'lamp'``: Lee et al. (ICLR 2021),
+  ``w_u^2 / sum_{v >= u} w_v^2`` over the survivors sorted by ascending ``|w|`` (ties by index).
+  """
+  w = np.abs(np.asarray(w, np.float64)).reshape(-1)
+  alive = np.asarray(alive).reshape(-1) > 0
+  if normalize is None:
+    return w
+  if normalize == "rms":
+    n = max(float(np.sum(alive)), 1.0)
+    return w / max(float(np.sqrt(np.sum((w * alive) ** 2) / n)), 1e-30)
+  if normalize == "lamp":
+    sq = np.where(alive, w ** 2, 0.0)
+    order = np.argsort(np.where(alive, w, -1.0), kind="stable")
+    tail = np.cumsum(sq[order][::-1])[::-1]  # sum over v at or after u in ascending order
+    out = np.zeros_like(w)
+    out[order] = sq[order] / np.maximum(tail, 1e-300)
+    return out
+  raise ValueError(f"normalize must be one of {[None, *NORMALIZATIONS]}, got {normalize!r}")
+
+
+def protected_count(size: int, n_alive: int, min_density: float) -> int:
+  """How many of a layer's survivors ``min_density`` keeps: ``min(n_alive, ceil(min_density *
+  size))``."""
+  return min(n_alive, int(np.ceil(min_density * size - 1e-9)))
+
+
+def global_magnitude(params, masks, fraction: float, *, normalize: str | None = None,
+                     min_density: float = 0.0):
   """Prunes ``round(fraction * n_alive)`` of the surviving weights in one ranking over all layers.
 
   Args:
-    normalize: ``None`` ranks ``|w|`` (the paper's choice); ``'rms'`` ranks ``|w| / rms_l`` where
-      ``rms_l`` is the root mean square of the layer's surviving weights.
+    normalize: ``None`` ranks ``|w|`` (the paper's choice); ``'rms'`` or ``'lamp'`` rank
+      layer-normalized scores (`layer_scores`).
+    min_density: each layer keeps at least its ``ceil(min_density * size_l)`` largest survivors
+      (all of them if fewer survive); they leave the ranking, and when fewer than ``k`` weights
+      remain rankable only those are pruned. 0 (default) is the paper's unconstrained ranking.
   """
-  if normalize not in (None, "rms"):
-    raise ValueError(f"normalize must be one of [None, 'rms'], got {normalize!r}")
+  if normalize is not None and normalize not in NORMALIZATIONS:
+    raise ValueError(f"normalize must be one of {[None, *NORMALIZATIONS]}, got {normalize!r}")
   check_fraction(fraction)
   flat_p = flatten(params)
   leaves = prunable_leaves(masks)
   scores, alives, sizes = [], [], []
+  protected = 0
   for p, m in leaves.items():
-    w, m = np.asarray(flat_p[p], np.float64), np.asarray(m)
-    s = np.abs(w)
-    if normalize == "rms":
-      n = max(float(np.sum(m)), 1.0)
-      s = s / max(float(np.sqrt(np.sum((w * m) ** 2) / n)), 1e-30)
-    scores.append(s.reshape(-1))
+    m = np.asarray(m)
+    s = layer_scores(flat_p[p], m, normalize)
+    n_keep = protected_count(m.size, int(np.sum(m > 0)), min_density) if min_density else 0
+    if n_keep:
+      # Within a layer every score is increasing in |w|, so the largest scores are kept.
+      top = np.argsort(np.where(m.reshape(-1) > 0, s, -np.inf), kind="stable")[-n_keep:]
+      s = s.copy()
+      s[top] = np.inf
+      protected += n_keep
+    scores.append(s)
     alives.append(m.reshape(-1))
     sizes.append(m.size)
   if not scores:
     return masks
   alive = np.concatenate(alives)
-  k = _count(fraction, int(np.sum(alive > 0)))
+  n_alive = int(np.sum(alive > 0))
+  k = min(_count(fraction, n_alive), n_alive - protected)
   new = _prune_smallest(np.concatenate(scores), alive, k)
   out = flatten(masks)
   offsets = np.cumsum([0] + sizes)
@@ -189,9 +268,11 @@ def layerwise_magnitude(params, masks, fraction: Rates):
   return unflatten(out)
 
 
-def random_prune(key: jax.Array, masks, fraction: Rates, *, layerwise: bool = False):
+def random_prune(key: jax.Array, masks, fraction: Rates, *, layerwise: bool = False,
+                 min_density: float = 0.0):
   """Random pruning, the control: ``round(fraction * n_alive)`` survivors chosen uniformly, in one
-  pool across layers (default) or per layer (``layerwise``, ``fraction`` may be per layer)."""
+  pool across layers (default; ``min_density`` as in `global_magnitude`) or per layer
+  (``layerwise``, ``fraction`` may be per layer)."""
   leaves = prunable_leaves(masks)
   rng = _rng(key)
   scores = {p: rng.random(m.shape) for p, m in leaves.items()}
@@ -199,7 +280,8 @@ def random_prune(key: jax.Array, masks, fraction: Rates, *, layerwise: bool = Fa
     if not isinstance(fraction, (int, float)):
       raise ValueError("per-layer fractions need layerwise=True")
     check_fraction(fraction)
-    return global_magnitude(_fill(unflatten(scores), masks), masks, fraction)
+    return global_magnitude(_fill(unflatten(scores), masks), masks, fraction,
+                            min_density=min_density)
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
   for p, m in leaves.items():
@@ -220,23 +302,43 @@ def filter_scores(kernel) -> np.ndarray:
   return np.sum(np.abs(kernel), axis=tuple(range(kernel.ndim - 1)))
 
 
-def filter_l1(params, masks, fraction: Rates):
-  """Structured pruning (Li et al. 2017): per layer, removes ``round(fraction_l * alive_l)`` of the
-  surviving output filters (last kernel axis) with the smallest L1 norm; a removed filter is zero
-  in the whole mask slice ``[..., j]``. A filter is alive when any of its weights is."""
-  flat_p = flatten(params)
+def _alive_filter_mask(m: np.ndarray) -> np.ndarray:
+  return (np.max(m.reshape(-1, m.shape[-1]), axis=0) > 0).astype(np.float32)
+
+
+def _prune_filters(masks, fraction: Rates, filter_score) -> object:
+  """Per layer, removes ``round(fraction_l * alive_filters_l)`` surviving output filters with the
+  smallest ``filter_score(path, mask)`` (one score per filter)."""
   leaves = prunable_leaves(masks)
   rates = resolve_rates(fraction, leaves)
   out = flatten(masks)
   for p, m in leaves.items():
     m = np.asarray(m)
-    alive_f = (np.max(m.reshape(-1, m.shape[-1]), axis=0) > 0).astype(np.float32)
+    alive_f = _alive_filter_mask(m)
     k = _count(rates[p], int(np.sum(alive_f)))
     if k == 0:
       continue
-    keep = _prune_smallest(filter_scores(np.asarray(flat_p[p]) * m), alive_f, k)
+    keep = _prune_smallest(filter_score(p, m), alive_f, k)
     out[p] = jnp.asarray(m * keep)
   return unflatten(out)
+
+
+def filter_l1(params, masks, fraction: Rates):
+  """Structured pruning (Li et al. 2017): per layer, removes ``round(fraction_l * alive_l)`` of the
+  surviving output filters (last kernel axis) with the smallest L1 norm; a removed filter is zero
+  in the whole mask slice ``[..., j]``. A filter is alive when any of its weights is."""
+  flat_p = flatten(params)
+  return _prune_filters(masks, fraction,
+                        lambda p, m: filter_scores(np.asarray(flat_p[p]) * m))
+
+
+def random_filters(key: jax.Array, masks, fraction: Rates):
+  """The structured control of `filter_l1`: per layer, ``round(fraction_l * alive_l)`` surviving
+  output filters drawn uniformly (the same per-layer counts as filter L1 pruning), removed whole so
+  that the network can be shrunk (`lipprune.sparsity.shrink`)."""
+  rng = _rng(key)
+  scores = {p: rng.random(np.shape(m)[-1]) for p, m in prunable_leaves(masks).items()}
+  return _prune_filters(masks, fraction, lambda p, m: scores[p])
 
 
 def alive_filters(masks) -> dict[str, np.ndarray]:
@@ -245,39 +347,27 @@ def alive_filters(masks) -> dict[str, np.ndarray]:
           for p, m in prunable_leaves(masks).items()}
 
 
-def sparsity_stats(masks) -> dict:
-  """Per-layer and global accounting of a mask tree.
-
-  Returns ``{'layers': {path: {'size', 'alive', 'density'}}, 'size', 'alive', 'density',
-  'sparsity', 'compression'}`` where ``compression = size / alive``, the ratio of prunable weights
-  before and after pruning (the paper's x-axis).
-  """
-  layers = {}
-  size = alive = 0
-  for p, m in prunable_leaves(masks).items():
-    a, s = int(np.sum(np.asarray(m) > 0)), int(np.size(m))
-    layers[path_str(p)] = {"size": s, "alive": a, "density": a / max(s, 1)}
-    size += s
-    alive += a
-  density = alive / max(size, 1)
-  return {"layers": layers, "size": size, "alive": alive, "density": density,
-          "sparsity": 1.0 - density, "compression": size / max(alive, 1)}
-
-
-PRUNERS = ("global_magnitude", "layerwise_magnitude", "filter_l1", "random")
+PRUNERS = ("global_magnitude", "layerwise_magnitude", "filter_l1", "random", "random_filter")
+# Pruners that remove whole output filters (their results can be shrunk physically).
+STRUCTURED_PRUNERS = ("filter_l1", "random_filter")
 
 
 def prune(method: str, params, masks, fraction: Rates, *, key: jax.Array | None = None,
-          normalize: str | None = None):
-  """Dispatches to one pruner by name (``PRUNERS``); ``key`` is needed by ``'random'``."""
+          normalize: str | None = None, min_density: float = 0.0):
+  """Dispatches to one pruner by name (``PRUNERS``); ``key`` is needed by ``'random'`` and
+  ``'random_filter'``; ``normalize`` and ``min_density`` apply to the global rankings
+  (``'global_magnitude'``, ``'random'`` with one fraction)."""
   if method == "global_magnitude":
-    return global_magnitude(params, masks, fraction, normalize=normalize)
+    return global_magnitude(params, masks, fraction, normalize=normalize, min_density=min_density)
   if method == "layerwise_magnitude":
     return layerwise_magnitude(params, masks, fraction)
   if method == "filter_l1":
     return filter_l1(params, masks, fraction)
-  if method == "random":
+  if method in ("random", "random_filter"):
     if key is None:
-      raise ValueError("random pruning needs a key")
-    return random_prune(key, masks, fraction, layerwise=not isinstance(fraction, (int, float)))
+      raise ValueError(f"{method} pruning needs a key")
+    if method == "random_filter":
+      return random_filters(key, masks, fraction)
+    return random_prune(key, masks, fraction, layerwise=not isinstance(fraction, (int, float)),
+                        min_density=min_density)
   raise ValueError(f"unknown pruning method {method!r}; expected one of {list(PRUNERS)}")

@@ -130,7 +130,8 @@ def _width_kwargs(model_name: str, plan, keep, kwargs) -> dict:
   elif model_name == "vgg16":
     convs = [p for p in plan if p.layer[0].startswith("conv_")]
     kw["widths"] = tuple(widths[p.layer] for p in convs)
-    kw["classifier_width"] = widths[("dense_0",)]
+    if ("dense_0",) in widths:  # classifier_width=0: no hidden classifier layer
+      kw["classifier_width"] = widths[("dense_0",)]
   else:  # conv2/4/6
     kw["widths"] = tuple(widths[p.layer] for p in plan if p.layer[0].startswith("conv_"))
     kw["hidden"] = tuple(widths[p.layer] for p in plan if p.layer[0].startswith("dense_"))
