@@ -1,10 +1,18 @@
 """The training loop: batches in, checkpoints, metrics and progress out.
 
-One call runs ``num_steps`` steps of a jitted ``train_step(state, batch, key)``. The loop keeps its
-own progress counter ``i`` (0..num_steps), separate from ``state.step`` (which the learning-rate
+One call runs ``num_steps`` steps of a ``train_step(state, batch, key)``. The loop keeps its own
+progress counter ``i`` (0..num_steps), separate from ``state.step`` (which the learning-rate
 schedule reads and rewinding moves). Batch ``i`` and the step key ``fold_in(key, i)`` are pure
 functions of ``(key, i)``, so a run resumed from a checkpoint at ``i`` ends with bit-identical
 parameters to an uninterrupted one on the same backend.
+
+Speed without changing a bit. In-memory training arrays that fit are placed on the device(s) once
+(replicated over the mesh); for each step the host computes only the sampler's row indices and the
+device gathers the batch, runs the step, folds the step key and adds the metrics, several steps per
+dispatch where that pays (`lipprune.train.chunks`: a rolled loop for dense programs, one step per
+dispatch or an unrolled chunk for convolutional ones, chosen per backend from a measured table).
+A chunk never crosses a log, evaluation or checkpoint step, so every record, checkpoint and resume
+point is the one of a step-by-step loop, and the parameters are bit-identical to it.
 """
 from __future__ import annotations
 
@@ -18,35 +26,119 @@ import numpy as np
 from absl import logging
 
 from lipprune.data.iterators import BatchSampler, eval_batches
-from lipprune.train import io
+from lipprune.train import chunks, io
 from lipprune.train.checkpoint import Checkpointer
+from lipprune.train.compilation import compile_clock
 from lipprune.train.parallel import check_batch_size, make_mesh, replicate, shard_batch
 from lipprune.train.step import make_eval_step
 
 
 class NonFiniteLossError(FloatingPointError):
-  """Raised when the loss becomes NaN or inf; the last good checkpoint is kept."""
+  """Raised when the loss, the parameters or the optimizer state become NaN or inf; no checkpoint
+  of a non-finite state is ever written, so the last checkpoint is a good one."""
 
 
 def _is_main_process() -> bool:
   return jax.process_index() == 0
 
 
-def _add(acc, metrics):
-  return metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
+class _Batches:
+  """Where a run's batches come from, and how its steps are dispatched.
+
+  In-memory ``data`` that fits (or ``device_data=True``) lives on the mesh and the chunk programs
+  of `lipprune.train.chunks` gather each batch there from the sampler's indices; batch sources and
+  data that do not fit are batched on the host and run one step per dispatch.
+  """
+
+  def __init__(self, train_step, data, *, key, batch_size, mesh, first_step, device_data):
+    self.train_step, self.data, self.mesh, self.first_step = train_step, data, mesh, first_step
+    self.step_keys = jax.random.fold_in(key, 1)
+    self.sampler, self.process_local = None, getattr(data, "process_local", False)
+    if isinstance(data, dict):
+      self.sampler = BatchSampler(jax.random.fold_in(key, 0), len(next(iter(data.values()))),
+                                  batch_size)
+      if device_data is None:
+        device_data = chunks.fits_on_device(data, mesh)
+    self.on_device = isinstance(data, dict) and bool(device_data)
+    if self.on_device:
+      self.device_arrays = replicate(dict(data), mesh)
+      rows = {k: (v.shape[1:], v.dtype) for k, v in self.device_arrays.items()}
+    else:
+      rows = {k: (np.shape(v)[1:], jax.dtypes.canonicalize_dtype(np.asarray(v).dtype))
+              for k, v in self._host_batch(0).items()}
+    self.example = {k: jax.ShapeDtypeStruct((batch_size,) + shape, dtype)
+                    for k, (shape, dtype) in rows.items()}
+    self.plan = None
+
+  def _host_batch(self, i):
+    if self.sampler is not None:
+      return self.sampler.batch(self.data, self.first_step + i)
+    return self.data.batch(self.first_step + i)
+
+  def prepare(self, state, mode, k):
+    """Chooses the dispatch plan and returns zero metric sums shaped like the step's metrics (the
+    step is traced abstractly once; compiling it later reuses that trace)."""
+    key = jax.random.fold_in(self.step_keys, 0)
+    if self.on_device:
+      program = chunks.family(self.train_step, state, self.example, key)
+      self.plan = chunks.choose_plan(jax.default_backend(), program, mode, k)
+    else:
+      self.plan = chunks.Plan("step", 1, "host batches")
+    shapes = jax.eval_shape(self.train_step, state, self.example, key)[1]
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return replicate((zeros, jnp.asarray(True)), self.mesh)
+
+  def dispatch_sizes(self, n: int) -> list[int]:
+    """Steps per dispatch for ``n`` consecutive steps that cross no log/eval/checkpoint step."""
+    k = self.plan.k
+    if self.plan.mode == "scan":
+      return [k] * (n // k) + ([n % k] if n % k else [])
+    if self.plan.mode == "unroll":
+      return [k] * (n // k) + [1] * (n % k)
+    return [1] * n
+
+  def run(self, state, carry, i: int, n: int):
+    """Runs steps ``i .. i + n - 1`` of this call (run steps ``first_step + i ..``) in one
+    dispatch; returns ``(state, carry, state_finite)``."""
+    step0 = np.int32(self.first_step + i)
+    if not self.on_device:
+      batch = shard_batch(self._host_batch(i), self.mesh, self.process_local)
+      return chunks.host_chunk(self.train_step, self.mesh)(state, carry, batch, self.step_keys,
+                                                           step0)
+    if self.plan.mode == "scan":
+      mode, k = "scan", self.plan.k
+    else:
+      mode, k = ("unroll", n) if n > 1 else ("step", 1)
+    rows = np.zeros((k, self.sampler.batch_size), np.int32)
+    for j in range(n):
+      rows[j] = self.sampler.indices(self.first_step + i + j)
+    program = chunks.device_chunk(self.train_step, mode, k, self.mesh)
+    return program(state, carry, self.device_arrays, replicate(rows, self.mesh), self.step_keys,
+                   step0, np.int32(n))
+
+
+def _next_boundary(done: int, end: int, *everies: int) -> int:
+  """The first step after ``done`` that is a multiple of a positive ``every``, or ``end``."""
+  nxt = end
+  for every in everies:
+    if every:
+      nxt = min(nxt, (done // every + 1) * every)
+  return nxt
 
 
 def train(state, train_step: Callable, data, *, batch_size: int,
           num_steps: int, key: jax.Array, mesh=None, ckpt_dir: str | None = None,
           checkpoint_every: int = 0, log_every: int = 100, metrics_path: str | None = None,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
-          stop_after: int | None = None, first_step: int = 0):
+          stop_after: int | None = None, first_step: int = 0, loop_mode: str | None = None,
+          steps_per_dispatch: int | None = None, device_data: bool | None = None):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
     state: the state to start from when ``ckpt_dir`` holds no checkpoint; also the template
-      (structure, shapes) for restoring one.
-    train_step: jitted ``(state, batch, key) -> (state, metrics)``.
+      (structure, shapes) for restoring one. It is not modified (the loop works on a copy).
+    train_step: ``(state, batch, key) -> (state, metrics)``, usually jitted; ``metrics['loss']``
+      is checked for NaN/inf.
     data: host arrays with a common leading dimension (``Dataset.arrays()``), batched here with a
       `BatchSampler`; or a batch source with ``batch(i) -> dict`` giving the batch of step ``i``
       as a pure function of ``i`` (and ``process_local = True`` if it returns only this process's
@@ -58,8 +150,11 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     ckpt_dir: orbax checkpoint directory; ``None`` disables checkpointing and resuming.
     checkpoint_every: steps between checkpoints (0: only at the end).
     log_every: steps between metric records and progress lines.
-    metrics_path: JSON-lines file for metric records (process 0 only).
-    eval_fn: ``state -> dict`` of evaluation metrics, run every ``eval_every`` steps and at the end.
+    metrics_path: JSON-lines file for metric records (process 0 only). On start it is trimmed to
+      the records of the steps the run resumes from (all of them are dropped when no checkpoint
+      is restored), so it always describes the state the run continues.
+    eval_fn: ``state -> dict`` of evaluation metrics, run every ``eval_every`` steps and at the end
+      (the final record is written before the final checkpoint, so it cannot be lost).
     name: a prefix for log lines and metric records.
     stop_after: stop (after checkpointing) once progress reaches this many steps; for tests and
       for preemptible schedules that run a job in slices. The returned state is then unfinished.
@@ -67,20 +162,19 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       this call uses batch and step key ``first_step + i``. A run split into consecutive segments
       (``first_step = 0, n1, n1 + n2, ...``) thus sees exactly the batches and keys of one
       uninterrupted run.
+    loop_mode, steps_per_dispatch: override the measured dispatch plan (``'step'``, ``'scan'``
+      or ``'unroll'`` with at most ``steps_per_dispatch`` steps per dispatch; see
+      `lipprune.train.chunks`). The numbers do not depend on them.
+    device_data: keep in-memory ``data`` on the device(s) and gather batches there (default: when
+      a replicated copy fits in a quarter of a device's memory). Batch sources always stream.
 
   Raises:
-    NonFiniteLossError: when a loss is NaN/inf. No checkpoint of a non-finite state is written.
+    NonFiniteLossError: when a loss is NaN/inf, or the state to be checkpointed holds a NaN/inf.
+      No checkpoint of a non-finite state is written.
   """
   mesh = make_mesh() if mesh is None else mesh
   check_batch_size(batch_size, mesh)
-  if isinstance(data, dict):
-    sampler = BatchSampler(jax.random.fold_in(key, 0), len(next(iter(data.values()))), batch_size)
-    get_batch, process_local = (lambda i: sampler.batch(data, first_step + i)), False
-  else:
-    get_batch = lambda i: data.batch(first_step + i)  # noqa: E731
-    process_local = getattr(data, "process_local", False)
-  step_keys = jax.random.fold_in(key, 1)
-
+  chunks.check_plan_args(loop_mode, steps_per_dispatch)
   ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
   start = 0
   if ckpt is not None:
@@ -88,50 +182,74 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     if restored is not None:
       start, state = restored
       logging.info("%s: resumed from checkpoint at step %d/%d", name, start, num_steps)
-      if metrics_path and _is_main_process():
-        io.truncate_jsonl(metrics_path, start)
-  state = replicate(state, mesh)
+  if metrics_path and _is_main_process():
+    io.truncate_jsonl(metrics_path, start)
   end = num_steps if stop_after is None else min(num_steps, stop_after)
+  state = replicate(state, mesh)
+  if end <= start:
+    if ckpt is not None:
+      ckpt.close()
+    return state
 
   def record(i, values):
     if metrics_path and _is_main_process():
       io.append_jsonl(metrics_path, {"step": i, "phase": name, **values})
 
-  acc, count, finite = None, 0, jnp.asarray(True)
-  t0, i0 = time.time(), start
-  i = start
-  for i in range(start, end):
-    batch = shard_batch(get_batch(i), mesh, process_local)
-    state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, first_step + i))
-    finite = finite & jnp.isfinite(metrics["loss"])
-    acc, count = _add(acc, metrics), count + 1
-    done = i + 1
-    is_log = log_every and done % log_every == 0
-    is_ckpt = ckpt is not None and checkpoint_every and done % checkpoint_every == 0
-    is_eval = eval_fn is not None and eval_every and done % eval_every == 0
-    if is_log or is_ckpt or is_eval or done == end:
-      if not bool(finite):
-        last = ckpt.latest_progress() if ckpt else None
-        raise NonFiniteLossError(
-            f"{name}: non-finite loss between steps {done - count} and {done}; stopping. "
-            + (f"Last good checkpoint: step {last} in {ckpt.directory}." if last is not None
-               else "No checkpoint was written."))
+  def last_good():
+    last = ckpt.latest_progress() if ckpt else None
+    return (f"Last good checkpoint: step {last} in {ckpt.directory}." if last is not None
+            else "No checkpoint was written.")
+
+  clock = compile_clock()
+  compile_before = clock.seconds()
+  batches = _Batches(train_step, data, key=key, batch_size=batch_size, mesh=mesh,
+                     first_step=first_step, device_data=device_data)
+  zeros = batches.prepare(state, loop_mode, steps_per_dispatch)
+  plan = batches.plan
+  logging.info("%s: steps %d..%d, %s, <= %d step(s) per dispatch (%s), data %s", name, start, end,
+               plan.mode, plan.k, plan.source, "on device" if batches.on_device else "from host")
+  state = jax.tree.map(jnp.copy, state)  # chunks donate their input; the caller's state survives
+  carry, count, state_finite = zeros, 0, None
+  t_log, compile_log = time.perf_counter(), clock.seconds()
+  done = start
+  while done < end:
+    boundary = _next_boundary(done, end, log_every, checkpoint_every if ckpt is not None else 0,
+                              eval_every if eval_fn is not None else 0)
+    for n in batches.dispatch_sizes(boundary - done):
+      state, carry, state_finite = batches.run(state, carry, done, n)
+      done += n
+      count += n
+    is_log = bool(log_every) and done % log_every == 0
+    is_ckpt = ckpt is not None and bool(checkpoint_every) and done % checkpoint_every == 0
+    is_eval = eval_fn is not None and bool(eval_every) and done % eval_every == 0
+    acc, finite = carry
+    if not bool(finite):
+      raise NonFiniteLossError(f"{name}: non-finite loss between steps {done - count} and {done}; "
+                               f"stopping. {last_good()}")
     if is_log or done == end:
-      means = {f"train/{k}": float(v) / count for k, v in jax.device_get(acc).items()}
-      rate = (done - i0) / max(time.time() - t0, 1e-9)
-      eta = (num_steps - done) / max(rate, 1e-9)
-      logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs", name, done, num_steps,
-                   means.get("train/loss", float("nan")), rate, eta)
+      sums = jax.device_get(acc)
+      now, compiled = time.perf_counter(), clock.seconds()
+      seconds = max(now - t_log - (compiled - compile_log), 1e-9)
+      rate = count / seconds  # the recent step rate, compilation excluded
+      means = {f"train/{k}": float(v) / count for k, v in sums.items()}
+      logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs%s", name, done, num_steps,
+                   means.get("train/loss", float("nan")), rate, (num_steps - done) / rate,
+                   f"  (+{compiled - compile_log:.1f}s compiling)" if compiled > compile_log + 0.05
+                   else "")
       record(done, {**means, "steps_per_sec": rate})
-      acc, count = None, 0
+      carry, count = zeros, 0
+      t_log, compile_log = time.perf_counter(), clock.seconds()
     if is_eval and done != num_steps:
       record(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
-    if is_ckpt and done != end:
+    if (is_ckpt and done != end) or (done == end and ckpt is not None):
+      if not bool(state_finite):
+        raise NonFiniteLossError(f"{name}: the state after step {done} holds NaN or inf "
+                                 f"(parameters, optimizer or model state); not saved. {last_good()}")
+    if done == end and eval_fn is not None and end == num_steps:
+      record(end, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+    if ckpt is not None and (is_ckpt or done == end):
       ckpt.save(done, state)
-  if ckpt is not None and end > start:
-    ckpt.save(end, state)
-  if eval_fn is not None and end == num_steps and end > start:
-    record(end, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+  logging.info("%s: %.1fs compiling in this call", name, clock.seconds() - compile_before)
   if ckpt is not None:
     ckpt.close()
   return state

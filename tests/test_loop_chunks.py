@@ -1,0 +1,166 @@
+"""The chunked loop (device-resident data, several steps per dispatch) is bit-identical to a plain
+step-by-step loop written here, for dense and convolutional nets, every dispatch mode, resumed
+mid-chunk, and through experiments.prune stopped mid-round."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipprune import train as T
+from lipprune.data.iterators import BatchSampler
+from lipprune.models import Model
+from lipprune.train import chunks, io
+from tests.conftest import TinyMLP, blobs
+
+
+class TinyConv(nn.Module):
+  """conv3x3(4)-BN-relu-dense: a convolutional program with batch statistics."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Conv(4, (3, 3))(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    x = nn.relu(x).reshape((x.shape[0], -1))
+    return nn.Dense(3)(x)
+
+
+def _images(n=96, seed=0):
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 3, n).astype(np.int32)
+  x = (rng.normal(0, 1, (n, 6, 6, 1)) + y[:, None, None, None]).astype(np.float32)
+  return {"x": x, "y": y}
+
+
+def _setup(module, data, lr=0.1):
+  model = Model(module)
+  tx = T.direction("sgd", momentum=0.9, weight_decay=1e-4)
+  sched = T.schedule("step", base_lr=lr, total_steps=40, boundaries=(20,))
+  params, ms = model.init(jax.random.key(0), data["x"][:1])
+  return T.TrainState.create(params, ms, tx), jax.jit(T.make_train_step(T.cross_entropy(model),
+                                                                        tx, sched))
+
+
+def reference_loop(state, step, data, *, batch_size, num_steps, key, log_every):
+  """The loop as it was before chunks: host batches, one jitted step per call, metrics summed
+  eagerly; returns the final state and the (step, mean loss) records."""
+  sampler = BatchSampler(jax.random.fold_in(key, 0), len(data["y"]), batch_size)
+  step_keys = jax.random.fold_in(key, 1)
+  acc, count, records = None, 0, []
+  for i in range(num_steps):
+    batch = jax.device_put(sampler.batch(data, i))
+    state, metrics = step(state, batch, jax.random.fold_in(step_keys, i))
+    acc = metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
+    count += 1
+    if (i + 1) % log_every == 0 or i + 1 == num_steps:
+      records.append((i + 1, float(jax.device_get(acc["loss"])) / count))
+      acc, count = None, 0
+  return state, records
+
+
+def _assert_same_state(a, b):
+  for x, y in zip(jax.tree.leaves((a.params, a.model_state, a.opt_state, a.step)),
+                  jax.tree.leaves((b.params, b.model_state, b.opt_state, b.step)), strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+CASES = {"mlp": (lambda: TinyMLP(use_bn=True), blobs), "conv": (TinyConv, _images)}
+
+
+# Bit-identical: one step per dispatch (any program) and the rolled loop for dense programs. On
+# XLA:CPU the rolled loop compiles convolutions differently, and unrolled chunks let batch-norm
+# reductions fuse across steps, so those may differ in the last bits; the measured table
+# (lipprune.train.loop_modes) only ever picks a mode that bench/bench_loop.py found identical.
+EXACT = [("mlp", "step", None), ("conv", "step", None), ("mlp", "scan", 4), ("mlp", "scan", 64)]
+CLOSE = [("conv", "scan", 4), ("mlp", "unroll", 3), ("conv", "unroll", 3)]
+
+
+@pytest.mark.parametrize("net,mode,k", EXACT + CLOSE)
+def test_modes_match_step_by_step(tmp_path, net, mode, k):
+  make, data_fn = CASES[net]
+  data = data_fn()
+  state0, step = _setup(make(), data)
+  kw = dict(batch_size=16, num_steps=23, key=jax.random.key(4))
+  want, want_records = reference_loop(state0, step, data, log_every=10, **kw)
+  path = str(tmp_path / "m.jsonl")
+  got = T.train(state0, step, data, log_every=10, metrics_path=path, loop_mode=mode,
+                steps_per_dispatch=k, **kw)
+  got_records = [(r["step"], r["train/loss"]) for r in io.read_jsonl(path)]
+  if (net, mode, k) in EXACT:
+    _assert_same_state(want, got)
+    assert got_records == want_records  # the same sums in the same order: equal floats
+  else:
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 (want.params, want.model_state), (got.params, got.model_state))
+    np.testing.assert_allclose(got_records, want_records, rtol=1e-5)
+  # The caller's state survives (the chunks donate a copy of it).
+  assert all(not x.is_deleted() for x in jax.tree.leaves(state0))
+
+
+def test_resume_mid_chunk_is_bit_identical(tmp_path):
+  data = blobs()
+  state0, step = _setup(TinyMLP(use_bn=True), data)
+  kw = dict(batch_size=16, num_steps=40, key=jax.random.key(5), checkpoint_every=7,
+            loop_mode="scan", steps_per_dispatch=8)
+  want, _ = reference_loop(state0, step, data, batch_size=16, num_steps=40, key=jax.random.key(5),
+                           log_every=100)
+  # Stops at 17 (not a checkpoint step, so a chunk of 8 is cut short), checkpoints there and
+  # resumes: dispatches now start at 17 instead of 14 and 22.
+  T.train(state0, step, data, ckpt_dir=str(tmp_path / "b"), stop_after=17, **kw)
+  resumed = T.train(state0, step, data, ckpt_dir=str(tmp_path / "b"), **kw)
+  _assert_same_state(want, resumed)
+
+
+def test_device_and_host_batches_agree_with_a_batch_source():
+  """A batch source (host batches, one dispatch per step) and device-resident arrays: the same
+  parameters, so streaming and in-memory jobs stay interchangeable."""
+  data = blobs()
+  state0, step = _setup(TinyMLP(), data)
+  key = jax.random.key(2)
+
+  class Source:
+    def __init__(self):
+      self.sampler = BatchSampler(jax.random.fold_in(key, 0), len(data["y"]), 16)
+
+    def batch(self, i):
+      return self.sampler.batch(data, i)
+
+  a = T.train(state0, step, Source(), batch_size=16, num_steps=15, key=key)
+  b = T.train(state0, step, data, batch_size=16, num_steps=15, key=key, loop_mode="scan",
+              steps_per_dispatch=4, device_data=True)
+  c = T.train(state0, step, data, batch_size=16, num_steps=15, key=key, device_data=False)
+  _assert_same_state(a, b)
+  _assert_same_state(a, c)
+
+
+def test_family_finds_convolutions():
+  data = _images(8)
+  for make, want in ((TinyConv, "conv"), (TinyMLP, "dense")):
+    model = Model(make())
+    params, ms = model.init(jax.random.key(0), data["x"][:1])
+    assert chunks.family(lambda p, x: model.apply(p, ms, x, train=False)[0], params,
+                         data["x"]) == want
+
+
+def test_plan_table_and_arguments(monkeypatch):
+  monkeypatch.setattr(chunks.loop_modes, "TRAIN_LOOP",
+                      {("cpu", "dense"): {"mode": "scan", "k": 32}})
+  assert chunks.choose_plan("cpu", "dense") == chunks.Plan("scan", 32, "table")
+  assert chunks.choose_plan("cpu", "conv") == chunks.Plan("step", 1, "default")
+  assert chunks.choose_plan("tpu", "dense") == chunks.Plan("step", 1, "default")
+  assert chunks.choose_plan("cpu", "dense", "unroll", 2) == chunks.Plan("unroll", 2, "argument")
+  with pytest.raises(ValueError, match="loop_mode='rolled'"):
+    chunks.check_plan_args("rolled", None)
+  with pytest.raises(ValueError, match="steps_per_dispatch=0"):
+    chunks.check_plan_args("scan", 0)
+  with pytest.raises(ValueError, match="steps_per_dispatch=4 needs"):
+    chunks.check_plan_args("step", 4)
+
+
+def test_bad_loop_mode_fails_before_the_checkpoint_dir_is_made(tmp_path):
+  data = blobs()
+  state0, step = _setup(TinyMLP(), data)
+  with pytest.raises(ValueError, match="loop_mode"):
+    T.train(state0, step, data, batch_size=16, num_steps=5, key=jax.random.key(0),
+            ckpt_dir=str(tmp_path / "ck"), loop_mode="fast")
+  assert not (tmp_path / "ck").exists()
