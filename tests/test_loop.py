@@ -1,6 +1,7 @@
-"""The chunked loop (device-resident data, several steps per dispatch) is bit-identical to a plain
-step-by-step loop written here, for dense and convolutional nets, every dispatch mode, resumed
-mid-chunk, and through experiments.prune stopped mid-round."""
+"""The training loop: chunked dispatch (device-resident data, several steps per dispatch) is
+bit-identical to a plain step-by-step loop written here, for dense and convolutional nets, resumed
+mid-chunk; checkpoints are never of a non-finite state; metrics and the final evaluation survive
+any kill."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -164,3 +165,79 @@ def test_bad_loop_mode_fails_before_the_checkpoint_dir_is_made(tmp_path):
     T.train(state0, step, data, batch_size=16, num_steps=5, key=jax.random.key(0),
             ckpt_dir=str(tmp_path / "ck"), loop_mode="fast")
   assert not (tmp_path / "ck").exists()
+
+
+# ---------------------------------------------------------------- what a kill or a NaN leaves
+
+def test_diverging_lr_never_checkpoints_a_non_finite_state(tmp_path):
+  """lr 0.1 for 5 steps, then 0.1 * 1e39 = inf (float32): step 6 turns the weights into inf/NaN
+  while its loss (computed before the update) is still finite."""
+  data = blobs()
+  model = Model(TinyMLP())
+  tx = T.direction("sgd", momentum=0.9)
+  sched = T.schedule("step", base_lr=0.1, total_steps=40, boundaries=(5,), decay_factor=1e39)
+  assert np.isinf(float(sched(5))) and float(sched(4)) == pytest.approx(0.1)
+  params, ms = model.init(jax.random.key(0), data["x"][:1])
+  state0 = T.TrainState.create(params, ms, tx)
+  step = jax.jit(T.make_train_step(T.cross_entropy(model), tx, sched))
+  ckpt = str(tmp_path / "ck")
+  with pytest.raises(T.NonFiniteLossError, match=r"after step 6 .*Last good checkpoint: step 5 "):
+    T.train(state0, step, data, batch_size=16, num_steps=40, key=jax.random.key(0), ckpt_dir=ckpt,
+            checkpoint_every=1, log_every=100)
+  progress, restored = T.Checkpointer(ckpt).restore(state0)
+  assert progress == 5 and int(restored.step) == 5
+  assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(restored))
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_metrics_match_the_resumed_state_after_a_kill_before_the_first_checkpoint(tmp_path):
+  data = blobs()
+  state0, step = _setup(TinyMLP(), data)
+  path, ckpt = str(tmp_path / "m.jsonl"), str(tmp_path / "ck")
+  kw = dict(batch_size=16, num_steps=12, key=jax.random.key(1), log_every=2, metrics_path=path,
+            ckpt_dir=ckpt, checkpoint_every=10, eval_every=2)
+  calls = []
+
+  def dies_at_step_6(s):
+    calls.append(int(s.step))
+    if int(s.step) == 6 and len(calls) == 3:
+      raise _Killed
+    return {"step_seen": int(s.step)}
+
+  with pytest.raises(_Killed):
+    T.train(state0, step, data, eval_fn=dies_at_step_6, **kw)
+  assert [r["step"] for r in io.read_jsonl(path)] == [2, 2, 4, 4, 6]  # train/eval records
+  T.train(state0, step, data, eval_fn=dies_at_step_6, **kw)  # no checkpoint: starts over
+  records = io.read_jsonl(path)
+  assert [(r["step"], "eval/step_seen" in r) for r in records] == [
+      (s, e) for s in range(2, 13, 2) for e in (False, True)]
+
+
+def test_final_eval_record_survives_a_kill_before_the_final_checkpoint(tmp_path, monkeypatch):
+  data = blobs()
+  state0, step = _setup(TinyMLP(), data)
+  path, ckpt = str(tmp_path / "m.jsonl"), str(tmp_path / "ck")
+  kw = dict(batch_size=16, num_steps=10, key=jax.random.key(1), log_every=5, metrics_path=path,
+            ckpt_dir=ckpt, checkpoint_every=5, eval_fn=lambda s: {"step_seen": int(s.step)})
+  save = T.Checkpointer.save
+
+  def save_dies_at_the_end(self, progress, state, **kwargs):
+    if progress == 10:
+      raise _Killed
+    return save(self, progress, state, **kwargs)
+
+  monkeypatch.setattr(T.Checkpointer, "save", save_dies_at_the_end)
+  with pytest.raises(_Killed):
+    T.train(state0, step, data, **kw)
+  assert io.read_jsonl(path)[-1] == {"step": 10, "phase": "train", "eval/step_seen": 10}
+  monkeypatch.setattr(T.Checkpointer, "save", save)
+  final = T.train(state0, step, data, **kw)  # resumes at 5, recomputes steps 6..10 and the eval
+  assert int(final.step) == 10
+  evals = [r for r in io.read_jsonl(path) if "eval/step_seen" in r]
+  assert evals == [{"step": 10, "phase": "train", "eval/step_seen": 10}]
+  assert T.Checkpointer(ckpt).latest_progress() == 10
+  T.train(state0, step, data, **kw)  # finished: nothing is recomputed or dropped
+  assert [r for r in io.read_jsonl(path) if "eval/step_seen" in r] == evals
