@@ -8,7 +8,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lipprune.train import io
+from lipprune.train import compilation, io
 
 
 def define_job_flags() -> None:
@@ -29,6 +29,7 @@ def start_job(argv) -> tuple:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_library_logs()
   maybe_initialize_distributed()
+  compilation.enable_persistent_cache()  # $LIPPRUNE_COMPILATION_CACHE: a directory, or 'off'
   return flags.FLAGS.config, flags.FLAGS.workdir
 
 

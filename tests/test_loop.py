@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lipprune import train as T
-from lipprune.data.iterators import BatchSampler
+from lipprune.data.iterators import BatchSampler, epoch_permutation
 from lipprune.models import Model
 from lipprune.train import chunks, io
 from tests.conftest import TinyMLP, blobs
@@ -45,11 +45,13 @@ def _setup(module, data, lr=0.1):
 def reference_loop(state, step, data, *, batch_size, num_steps, key, log_every):
   """The loop as it was before chunks: host batches, one jitted step per call, metrics summed
   eagerly; returns the final state and the (step, mean loss) records."""
-  sampler = BatchSampler(jax.random.fold_in(key, 0), len(data["y"]), batch_size)
-  step_keys = jax.random.fold_in(key, 1)
+  order_key, step_keys = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+  per_epoch = len(data["y"]) // batch_size
   acc, count, records = None, 0, []
   for i in range(num_steps):
-    batch = jax.device_put(sampler.batch(data, i))
+    epoch, j = divmod(i, per_epoch)
+    rows = epoch_permutation(order_key, epoch, len(data["y"]))[j * batch_size:(j + 1) * batch_size]
+    batch = jax.device_put({k: v[rows] for k, v in data.items()})
     state, metrics = step(state, batch, jax.random.fold_in(step_keys, i))
     acc = metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
     count += 1
@@ -132,6 +134,17 @@ def test_device_and_host_batches_agree_with_a_batch_source():
   c = T.train(state0, step, data, batch_size=16, num_steps=15, key=key, device_data=False)
   _assert_same_state(a, b)
   _assert_same_state(a, c)
+
+
+def test_sampler_blocks_of_epochs_equal_one_permutation_per_epoch():
+  key = jax.random.key(3)
+  sampler = BatchSampler(key, 50, 8)  # 6 steps per epoch, the last 2 examples dropped
+  sampler.epochs_per_block = 3
+  for step in (0, 5, 6, 17, 18, 40, 7, 0):  # across block boundaries, and back
+    epoch, j = divmod(step, 6)
+    np.testing.assert_array_equal(sampler.indices(step),
+                                  epoch_permutation(key, epoch, 50)[8 * j:8 * (j + 1)])
+  assert BatchSampler(key, 10**6, 8).epochs_per_block == 4  # blocks stay small for big datasets
 
 
 def test_family_finds_convolutions():

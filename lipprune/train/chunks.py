@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipprune.train import loop_modes
-from lipprune.train.parallel import batch_sharding
+from lipprune.train.parallel import batch_sharding, replicate
 
 MODES = ("step", "scan", "unroll")
 FAMILIES = ("dense", "conv")
@@ -74,6 +74,44 @@ def family(fn: Callable, *args) -> str:
   """
   jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
   return "conv" if primitive_names(jaxpr) & set(_CONV_PRIMITIVES) else "dense"
+
+
+def _spec(tree):
+  leaves, treedef = jax.tree.flatten(tree)
+  return treedef, tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in leaves)
+
+
+def step_info(train_step: Callable, state, batch, key) -> tuple[str, dict]:
+  """``(family, metric shapes)`` of ``train_step(state, batch, key)``, traced abstractly once per
+  step function and argument shapes (a study calls the loop many times with one step)."""
+  return _step_info(train_step, _spec(state), _spec(batch), _spec(key))
+
+
+@functools.lru_cache(maxsize=64)
+def _step_info(train_step, state_spec, batch_spec, key_spec):
+  args = [jax.tree.unflatten(treedef, leaves) for treedef, leaves in (state_spec, batch_spec,
+                                                                      key_spec)]
+  metrics = jax.eval_shape(train_step, *args)[1]
+  return family(train_step, *args), metrics
+
+
+def zero_carry(metric_shapes, mesh):
+  """``(zero metric sums, True)`` replicated on ``mesh``: a chunk's starting carry. Never donated,
+  so one copy per (metric shapes, mesh) serves every run."""
+  return _zero_carry(_spec(metric_shapes), mesh)
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_carry(spec, mesh):
+  treedef, leaves = spec
+  zeros = jax.tree.unflatten(treedef, [np.zeros(s.shape, s.dtype) for s in leaves])
+  return replicate((zeros, np.asarray(True)), mesh)
+
+
+@jax.jit
+def copy_tree(tree):
+  """A copy of ``tree`` on the same devices, in one dispatch."""
+  return jax.tree.map(jnp.copy, tree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +155,12 @@ def check_plan_args(mode: str | None, k: int | None) -> None:
     raise ValueError(f"steps_per_dispatch={k!r} must be a positive int or None (measured)")
   if mode == "step" and k not in (None, 1):
     raise ValueError(f"steps_per_dispatch={k} needs loop_mode 'scan' or 'unroll' (not 'step')")
+
+
+def unroll_attack(objective_fn: Callable, x) -> bool:
+  """Whether a fixed-length attack or ascent loop over ``objective_fn(x)`` should be unrolled on
+  this backend: the measured ``loop_modes.ATTACK_UNROLL`` entry for its family, else rolled."""
+  return bool(loop_modes.ATTACK_UNROLL.get((jax.default_backend(), family(objective_fn, x)), False))
 
 
 def _all_finite(tree) -> jax.Array:

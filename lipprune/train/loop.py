@@ -76,17 +76,13 @@ class _Batches:
     return self.data.batch(self.first_step + i)
 
   def prepare(self, state, mode, k):
-    """Chooses the dispatch plan and returns zero metric sums shaped like the step's metrics (the
-    step is traced abstractly once; compiling it later reuses that trace)."""
-    key = jax.random.fold_in(self.step_keys, 0)
+    """Chooses the dispatch plan and returns zero metric sums shaped like the step's metrics."""
+    program, shapes = chunks.step_info(self.train_step, state, self.example, self.step_keys)
     if self.on_device:
-      program = chunks.family(self.train_step, state, self.example, key)
       self.plan = chunks.choose_plan(jax.default_backend(), program, mode, k)
     else:
       self.plan = chunks.Plan("step", 1, "host batches")
-    shapes = jax.eval_shape(self.train_step, state, self.example, key)[1]
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    return replicate((zeros, jnp.asarray(True)), self.mesh)
+    return chunks.zero_carry(shapes, self.mesh)
 
   def dispatch_sizes(self, n: int) -> list[int]:
     """Steps per dispatch for ``n`` consecutive steps that cross no log/eval/checkpoint step."""
@@ -208,7 +204,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   plan = batches.plan
   logging.info("%s: steps %d..%d, %s, <= %d step(s) per dispatch (%s), data %s", name, start, end,
                plan.mode, plan.k, plan.source, "on device" if batches.on_device else "from host")
-  state = jax.tree.map(jnp.copy, state)  # chunks donate their input; the caller's state survives
+  state = chunks.copy_tree(state)  # chunks donate their input; the caller's state survives
   carry, count, state_finite = zeros, 0, None
   t_log, compile_log = time.perf_counter(), clock.seconds()
   done = start
@@ -222,12 +218,14 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     is_log = bool(log_every) and done % log_every == 0
     is_ckpt = ckpt is not None and bool(checkpoint_every) and done % checkpoint_every == 0
     is_eval = eval_fn is not None and bool(eval_every) and done % eval_every == 0
+    # One transfer per boundary: the flags, and the metric sums when a record is due.
     acc, finite = carry
-    if not bool(finite):
+    is_record = is_log or done == end
+    finite, state_ok, sums = jax.device_get((finite, state_finite, acc if is_record else None))
+    if not finite:
       raise NonFiniteLossError(f"{name}: non-finite loss between steps {done - count} and {done}; "
                                f"stopping. {last_good()}")
-    if is_log or done == end:
-      sums = jax.device_get(acc)
+    if is_record:
       now, compiled = time.perf_counter(), clock.seconds()
       seconds = max(now - t_log - (compiled - compile_log), 1e-9)
       rate = count / seconds  # the recent step rate, compilation excluded
@@ -242,7 +240,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     if is_eval and done != num_steps:
       record(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
     if (is_ckpt and done != end) or (done == end and ckpt is not None):
-      if not bool(state_finite):
+      if not state_ok:
         raise NonFiniteLossError(f"{name}: the state after step {done} holds NaN or inf "
                                  f"(parameters, optimizer or model state); not saved. {last_good()}")
     if done == end and eval_fn is not None and end == num_steps:
