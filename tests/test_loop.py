@@ -254,3 +254,48 @@ def test_final_eval_record_survives_a_kill_before_the_final_checkpoint(tmp_path,
   assert T.Checkpointer(ckpt).latest_progress() == 10
   T.train(state0, step, data, **kw)  # finished: nothing is recomputed or dropped
   assert [r for r in io.read_jsonl(path) if "eval/step_seen" in r] == evals
+
+
+# ---------------------------------------------------------------- seeds as one program
+
+def test_vmapped_seeds_equal_sequential_runs(tmp_path):
+  data = blobs()
+  model = Model(TinyMLP(use_bn=True))
+  tx = T.direction("sgd", momentum=0.9, weight_decay=1e-4)
+  sched = T.schedule("cosine", base_lr=0.1, total_steps=30)
+  step = jax.jit(T.make_train_step(T.cross_entropy(model), tx, sched))
+  states = [T.TrainState.create(*model.init(jax.random.key(s), data["x"][:1]), tx)
+            for s in range(3)]
+  keys = [jax.random.key(10 + s) for s in range(3)]
+  kw = dict(batch_size=16, num_steps=30, log_every=10, checkpoint_every=10,
+            loop_mode="scan", steps_per_dispatch=8)
+  sequential = [T.train(s, step, data, key=k, **kw) for s, k in zip(states, keys)]
+  dirs = [str(tmp_path / f"ck{s}") for s in range(3)]
+  paths = [str(tmp_path / f"m{s}.jsonl") for s in range(3)]
+  # Run 1 alone is ahead (checkpoint at 20); the others catch up to it alone, then all three go
+  # vmapped to 25 (stop_after), and from there to the end.
+  T.train(states[1], step, data, key=keys[1], ckpt_dir=dirs[1], stop_after=20, **kw)
+  T.train_seeds(states, step, data, keys=keys, vmapped=True, ckpt_dirs=dirs, metrics_paths=paths,
+                stop_after=25, **kw)
+  assert [T.Checkpointer(d).latest_progress() for d in dirs] == [25, 25, 25]
+  vmapped = T.train_seeds(states, step, data, keys=keys, vmapped=True, ckpt_dirs=dirs,
+                          metrics_paths=paths, **kw)
+  for a, b in zip(sequential, vmapped, strict=True):
+    assert int(b.step) == 30
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6),
+                 (a.params, a.model_state, a.opt_state), (b.params, b.model_state, b.opt_state))
+  for path in paths:
+    assert [r["step"] for r in io.read_jsonl(path)] == [10, 20, 25, 30]  # 25: the stop
+  # Different seeds really are different runs inside the vmapped program.
+  assert not np.allclose(vmapped[0].params["Dense_0"]["kernel"], vmapped[2].params["Dense_0"]["kernel"])
+
+
+def test_train_seeds_checks_its_lists():
+  data = blobs()
+  state0, step = _setup(TinyMLP(), data)
+  with pytest.raises(ValueError, match="2 states but 1 keys"):
+    T.train_seeds([state0, state0], step, data, keys=[jax.random.key(0)], batch_size=16,
+                  num_steps=2)
+  with pytest.raises(ValueError, match="ckpt_dirs has 1 entries for 2 runs"):
+    T.train_seeds([state0, state0], step, data, keys=[jax.random.key(0)] * 2, batch_size=16,
+                  num_steps=2, ckpt_dirs=["a"])

@@ -95,17 +95,17 @@ def _step_info(train_step, state_spec, batch_spec, key_spec):
   return family(train_step, *args), metrics
 
 
-def zero_carry(metric_shapes, mesh):
-  """``(zero metric sums, True)`` replicated on ``mesh``: a chunk's starting carry. Never donated,
-  so one copy per (metric shapes, mesh) serves every run."""
-  return _zero_carry(_spec(metric_shapes), mesh)
+def zero_carry(metric_shapes, flag_shape, mesh):
+  """``(zero metric sums, all-True finite flags)`` replicated on ``mesh``: a chunk's starting
+  carry. Never donated, so one copy per (shapes, mesh) serves every run."""
+  return _zero_carry(_spec(metric_shapes), _spec(flag_shape), mesh)
 
 
 @functools.lru_cache(maxsize=64)
-def _zero_carry(spec, mesh):
-  treedef, leaves = spec
-  zeros = jax.tree.unflatten(treedef, [np.zeros(s.shape, s.dtype) for s in leaves])
-  return replicate((zeros, np.asarray(True)), mesh)
+def _zero_carry(metric_spec, flag_spec, mesh):
+  zeros = [jax.tree.unflatten(treedef, [np.full(s.shape, fill, s.dtype) for s in leaves])
+           for (treedef, leaves), fill in ((metric_spec, 0), (flag_spec, True))]
+  return replicate(tuple(zeros), mesh)
 
 
 @jax.jit
@@ -182,15 +182,20 @@ def _accumulate(train_step, batch_spec):
 
 
 @functools.lru_cache(maxsize=32)
-def device_chunk(train_step: Callable, mode: str, k: int, mesh) -> Callable:
+def device_chunk(train_step: Callable, mode: str, k: int, mesh, vmapped: bool = False) -> Callable:
   """Jitted ``(state, (acc, finite), data, idx, step_keys, step0, n) -> (state, (acc, finite),
   state_finite)`` running steps ``step0 .. step0 + n - 1`` on batches ``data[idx[j]]``.
 
   ``state`` is donated. ``idx`` has ``k`` rows (rows past ``n`` are ignored); ``n`` is dynamic for
-  ``'scan'`` and must equal ``k`` for ``'unroll'`` and ``'step'``. Cached per train step, so the
-  calls of one study reuse the compiled program.
+  ``'scan'`` and must equal ``k`` for ``'unroll'`` and ``'step'``. ``vmapped``: ``state``, ``acc``,
+  ``finite`` and ``step_keys`` carry a leading axis of runs and ``idx`` is ``(k, runs, batch)``;
+  every run takes its own step (``jax.vmap``). Cached per train step, so the calls of one study
+  reuse the compiled program.
   """
   one = _accumulate(train_step, batch_sharding(mesh))
+  if vmapped:
+    one = jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None))
+  finite_state = jax.vmap(_all_finite) if vmapped else _all_finite
 
   def chunk(state, carry, data, idx, step_keys, step0, n):
     def body(j, c):
@@ -206,7 +211,7 @@ def device_chunk(train_step: Callable, mode: str, k: int, mesh) -> Callable:
     else:
       c = body(0, c)
     state, acc, finite = c
-    return state, (acc, finite), _all_finite(state)
+    return state, (acc, finite), finite_state(state)
 
   return jax.jit(chunk, donate_argnums=0)
 

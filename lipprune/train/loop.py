@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 
 from lipprune.data.iterators import BatchSampler, eval_batches
-from lipprune.train import chunks, io
+from lipprune.train import chunks, io, loop_modes
 from lipprune.train.checkpoint import Checkpointer
 from lipprune.train.compilation import compile_clock
 from lipprune.train.parallel import check_batch_size, make_mesh, replicate, shard_batch
@@ -43,23 +43,30 @@ def _is_main_process() -> bool:
 
 
 class _Batches:
-  """Where a run's batches come from, and how its steps are dispatched.
+  """Where the batches of a group of runs come from, and how their steps are dispatched.
 
-  In-memory ``data`` that fits (or ``device_data=True``) lives on the mesh and the chunk programs
-  of `lipprune.train.chunks` gather each batch there from the sampler's indices; batch sources and
-  data that do not fit are batched on the host and run one step per dispatch.
+  A group is one run, or several runs (seeds) of the same step on the same data that advance in
+  lockstep as one vmapped program (their states stacked on a leading axis). In-memory ``data``
+  that fits (or ``device_data=True``) lives on the mesh and the chunk programs of
+  `lipprune.train.chunks` gather each batch there from the samplers' indices; batch sources and
+  data that do not fit are batched on the host and run one step per dispatch (never vmapped).
   """
 
-  def __init__(self, train_step, data, *, key, batch_size, mesh, first_step, device_data):
+  def __init__(self, train_step, data, *, keys, batch_size, mesh, first_step, device_data,
+               vmapped):
     self.train_step, self.data, self.mesh, self.first_step = train_step, data, mesh, first_step
-    self.step_keys = jax.random.fold_in(key, 1)
-    self.sampler, self.process_local = None, getattr(data, "process_local", False)
+    self.vmapped = vmapped
+    step_keys = [jax.random.fold_in(k, 1) for k in keys]
+    self.step_keys = jnp.stack(step_keys) if vmapped else step_keys[0]
+    self.samplers, self.process_local = None, getattr(data, "process_local", False)
     if isinstance(data, dict):
-      self.sampler = BatchSampler(jax.random.fold_in(key, 0), len(next(iter(data.values()))),
-                                  batch_size)
+      n = len(next(iter(data.values())))
+      self.samplers = [BatchSampler(jax.random.fold_in(k, 0), n, batch_size) for k in keys]
       if device_data is None:
         device_data = chunks.fits_on_device(data, mesh)
     self.on_device = isinstance(data, dict) and bool(device_data)
+    if vmapped and not self.on_device:
+      raise ValueError("vmapped runs need in-memory data on the device (device_data)")
     if self.on_device:
       self.device_arrays = replicate(dict(data), mesh)
       rows = {k: (v.shape[1:], v.dtype) for k, v in self.device_arrays.items()}
@@ -71,18 +78,25 @@ class _Batches:
     self.plan = None
 
   def _host_batch(self, i):
-    if self.sampler is not None:
-      return self.sampler.batch(self.data, self.first_step + i)
+    if self.samplers is not None:
+      return self.samplers[0].batch(self.data, self.first_step + i)
     return self.data.batch(self.first_step + i)
 
   def prepare(self, state, mode, k):
-    """Chooses the dispatch plan and returns zero metric sums shaped like the step's metrics."""
-    program, shapes = chunks.step_info(self.train_step, state, self.example, self.step_keys)
+    """Chooses the dispatch plan; returns the zero metric sums (per run) and the finite flag."""
+    one_state = jax.tree.map(lambda x: x[0], state) if self.vmapped else state
+    one_key = self.step_keys[0] if self.vmapped else self.step_keys
+    program, shapes = chunks.step_info(self.train_step, one_state, self.example, one_key)
     if self.on_device:
       self.plan = chunks.choose_plan(jax.default_backend(), program, mode, k)
     else:
       self.plan = chunks.Plan("step", 1, "host batches")
-    return chunks.zero_carry(shapes, self.mesh)
+    if self.vmapped:
+      runs = len(self.samplers)
+      shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct((runs,) + s.shape, s.dtype),
+                            (shapes, jax.ShapeDtypeStruct((), jnp.bool_)))
+      return chunks.zero_carry(*shapes, self.mesh)
+    return chunks.zero_carry(shapes, jax.ShapeDtypeStruct((), jnp.bool_), self.mesh)
 
   def dispatch_sizes(self, n: int) -> list[int]:
     """Steps per dispatch for ``n`` consecutive steps that cross no log/eval/checkpoint step."""
@@ -105,11 +119,13 @@ class _Batches:
       mode, k = "scan", self.plan.k
     else:
       mode, k = ("unroll", n) if n > 1 else ("step", 1)
-    rows = np.zeros((k, self.sampler.batch_size), np.int32)
+    rows = np.zeros((k, len(self.samplers), self.samplers[0].batch_size), np.int32)
     for j in range(n):
-      rows[j] = self.sampler.indices(self.first_step + i + j)
-    program = chunks.device_chunk(self.train_step, mode, k, self.mesh)
-    return program(state, carry, self.device_arrays, replicate(rows, self.mesh), self.step_keys,
+      for r, sampler in enumerate(self.samplers):
+        rows[j, r] = sampler.indices(self.first_step + i + j)
+    program = chunks.device_chunk(self.train_step, mode, k, self.mesh, self.vmapped)
+    return program(state, carry, self.device_arrays,
+                   replicate(rows if self.vmapped else rows[:, 0], self.mesh), self.step_keys,
                    step0, np.int32(n))
 
 
@@ -120,6 +136,49 @@ def _next_boundary(done: int, end: int, *everies: int) -> int:
     if every:
       nxt = min(nxt, (done // every + 1) * every)
   return nxt
+
+
+class _Run:
+  """One run's bookkeeping: name, checkpoints, metric records."""
+
+  def __init__(self, name, ckpt_dir, metrics_path):
+    self.name, self.metrics_path = name, metrics_path
+    self.ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+
+  def restore(self, state, num_steps):
+    """``(start, state)``: the latest checkpoint's, else ``(0, state)``; trims the metric records
+    to the steps before ``start`` so that they describe the state the run continues."""
+    start = 0
+    if self.ckpt is not None:
+      restored = self.ckpt.restore(state)
+      if restored is not None:
+        start, state = restored
+        logging.info("%s: resumed from checkpoint at step %d/%d", self.name, start, num_steps)
+    if self.metrics_path and _is_main_process():
+      io.truncate_jsonl(self.metrics_path, start)
+    return start, state
+
+  def record(self, i, values):
+    if self.metrics_path and _is_main_process():
+      io.append_jsonl(self.metrics_path, {"step": i, "phase": self.name, **values})
+
+  def last_good(self) -> str:
+    last = self.ckpt.latest_progress() if self.ckpt else None
+    return (f"Last good checkpoint: step {last} in {self.ckpt.directory}." if last is not None
+            else "No checkpoint was written.")
+
+  def close(self):
+    if self.ckpt is not None:
+      self.ckpt.close()
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _check_args(batch_size, mesh, loop_mode, steps_per_dispatch):
+  check_batch_size(batch_size, mesh)
+  chunks.check_plan_args(loop_mode, steps_per_dispatch)
 
 
 def train(state, train_step: Callable, data, *, batch_size: int,
@@ -160,7 +219,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       uninterrupted run.
     loop_mode, steps_per_dispatch: override the measured dispatch plan (``'step'``, ``'scan'``
       or ``'unroll'`` with at most ``steps_per_dispatch`` steps per dispatch; see
-      `lipprune.train.chunks`). The numbers do not depend on them.
+      `lipprune.train.chunks`, which says where the floats may then change).
     device_data: keep in-memory ``data`` on the device(s) and gather batches there (default: when
       a replicated copy fits in a quarter of a device's memory). Batch sources always stream.
 
@@ -169,87 +228,166 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       No checkpoint of a non-finite state is written.
   """
   mesh = make_mesh() if mesh is None else mesh
-  check_batch_size(batch_size, mesh)
-  chunks.check_plan_args(loop_mode, steps_per_dispatch)
-  ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
-  start = 0
-  if ckpt is not None:
-    restored = ckpt.restore(state)
-    if restored is not None:
-      start, state = restored
-      logging.info("%s: resumed from checkpoint at step %d/%d", name, start, num_steps)
-  if metrics_path and _is_main_process():
-    io.truncate_jsonl(metrics_path, start)
+  _check_args(batch_size, mesh, loop_mode, steps_per_dispatch)
+  run = _Run(name, ckpt_dir, metrics_path)
+  try:
+    start, state = run.restore(state, num_steps)
+    return _drive([run], state, start, train_step, data, keys=[key], vmapped=False,
+                  batch_size=batch_size, num_steps=num_steps, mesh=mesh,
+                  checkpoint_every=checkpoint_every, log_every=log_every, eval_fn=eval_fn,
+                  eval_every=eval_every, stop_after=stop_after, first_step=first_step,
+                  loop_mode=loop_mode, steps_per_dispatch=steps_per_dispatch,
+                  device_data=device_data)
+  finally:
+    run.close()
+
+
+def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, num_steps: int,
+                vmapped: bool | None = None, mesh=None, ckpt_dirs=None, checkpoint_every: int = 0,
+                log_every: int = 100, metrics_paths=None, eval_fn: Callable | None = None,
+                eval_every: int = 0, names=None, stop_after: int | None = None,
+                first_step: int = 0, loop_mode: str | None = None,
+                steps_per_dispatch: int | None = None, device_data: bool | None = None) -> list:
+  """`train` for several runs that share a step function and data but not their state and key
+  (the seeds of a study): returns their final states, in order.
+
+  Run ``r`` is ``train(states[r], train_step, data, key=keys[r], ckpt_dir=ckpt_dirs[r],
+  metrics_path=metrics_paths[r], name=names[r], **the rest)``: the same batches, keys, checkpoints
+  (one directory per run, in `train`'s format, so a job may switch between the two freely),
+  records and errors. With ``vmapped=True`` the runs advance in lockstep as one ``jax.vmap``-ed
+  program, which on some backends and models is faster than running them one after the other;
+  the parameters then equal the sequential ones within float rounding (batched matrix products may
+  sum in another order), not bit for bit. ``vmapped=None`` chooses from the measured table
+  ``lipprune.train.loop_modes.SEEDS_VMAP`` (off where it is not measured to pay). Runs resumed at
+  different steps first catch up one by one. ``eval_fn`` is called per run.
+  """
+  runs = len(states)
+  if len(keys) != runs:
+    raise ValueError(f"train_seeds: {runs} states but {len(keys)} keys")
+  ckpt_dirs = list(ckpt_dirs) if ckpt_dirs is not None else [None] * runs
+  metrics_paths = list(metrics_paths) if metrics_paths is not None else [None] * runs
+  names = list(names) if names is not None else [f"seed{r}" for r in range(runs)]
+  for field, values in (("ckpt_dirs", ckpt_dirs), ("metrics_paths", metrics_paths),
+                        ("names", names)):
+    if len(values) != runs:
+      raise ValueError(f"train_seeds: {field} has {len(values)} entries for {runs} runs")
+  mesh = make_mesh() if mesh is None else mesh
+  _check_args(batch_size, mesh, loop_mode, steps_per_dispatch)
+  common = dict(batch_size=batch_size, num_steps=num_steps, mesh=mesh,
+                checkpoint_every=checkpoint_every, log_every=log_every, eval_fn=eval_fn,
+                eval_every=eval_every, first_step=first_step, loop_mode=loop_mode,
+                steps_per_dispatch=steps_per_dispatch, device_data=device_data)
+  if vmapped is None:
+    vmapped = runs > 1 and isinstance(data, dict) and _vmap_pays(train_step, states[0], data,
+                                                                  batch_size, keys[0])
+  if not vmapped or runs == 1:
+    return [train(s, train_step, data, key=k, ckpt_dir=c, metrics_path=m, name=n,
+                  stop_after=stop_after, **common)
+            for s, k, c, m, n in zip(states, keys, ckpt_dirs, metrics_paths, names)]
+  group = [_Run(n, c, m) for n, c, m in zip(names, ckpt_dirs, metrics_paths)]
+  try:
+    restored = [run.restore(s, num_steps) for run, s in zip(group, states)]
+    start = max(p for p, _ in restored)
+    if stop_after is not None:
+      start = min(start, stop_after)
+    members = []
+    for run, (progress, state), key in zip(group, restored, keys):
+      if progress < start:  # catch up alone to where the others are
+        state = _drive([run], state, progress, train_step, data, keys=[key], vmapped=False,
+                       stop_after=start, **common)
+      members.append(state)
+    state = replicate(_stack(members), mesh)
+    final = _drive(group, state, start, train_step, data, keys=list(keys), vmapped=True,
+                   stop_after=stop_after, **common)
+    return [jax.tree.map(lambda x, r=r: x[r], final) for r in range(runs)]
+  finally:
+    for run in group:
+      run.close()
+
+
+def _vmap_pays(train_step, state, data, batch_size, key) -> bool:
+  example = {k: jax.ShapeDtypeStruct((batch_size,) + np.shape(v)[1:],
+                                     jax.dtypes.canonicalize_dtype(np.asarray(v).dtype))
+             for k, v in data.items()}
+  program, _ = chunks.step_info(train_step, state, example, key)
+  return bool(loop_modes.SEEDS_VMAP.get((jax.default_backend(), program), False))
+
+
+def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapped, batch_size,
+           num_steps, mesh, checkpoint_every, log_every, eval_fn, eval_every, stop_after,
+           first_step, loop_mode, steps_per_dispatch, device_data):
+  """The loop proper, for one run or a vmapped group resumed at ``start``."""
   end = num_steps if stop_after is None else min(num_steps, stop_after)
   state = replicate(state, mesh)
   if end <= start:
-    if ckpt is not None:
-      ckpt.close()
     return state
+  name = runs[0].name if len(runs) == 1 else f"{runs[0].name}..{runs[-1].name}"
+  checkpointing = runs[0].ckpt is not None
 
-  def record(i, values):
-    if metrics_path and _is_main_process():
-      io.append_jsonl(metrics_path, {"step": i, "phase": name, **values})
-
-  def last_good():
-    last = ckpt.latest_progress() if ckpt else None
-    return (f"Last good checkpoint: step {last} in {ckpt.directory}." if last is not None
-            else "No checkpoint was written.")
+  def member(tree, r):
+    return jax.tree.map(lambda x: x[r], tree) if vmapped else tree
 
   clock = compile_clock()
   compile_before = clock.seconds()
-  batches = _Batches(train_step, data, key=key, batch_size=batch_size, mesh=mesh,
-                     first_step=first_step, device_data=device_data)
+  batches = _Batches(train_step, data, keys=keys, batch_size=batch_size, mesh=mesh,
+                     first_step=first_step, device_data=device_data, vmapped=vmapped)
   zeros = batches.prepare(state, loop_mode, steps_per_dispatch)
   plan = batches.plan
-  logging.info("%s: steps %d..%d, %s, <= %d step(s) per dispatch (%s), data %s", name, start, end,
-               plan.mode, plan.k, plan.source, "on device" if batches.on_device else "from host")
+  logging.info("%s: steps %d..%d, %s, <= %d step(s) per dispatch (%s), data %s%s", name, start,
+               end, plan.mode, plan.k, plan.source,
+               "on device" if batches.on_device else "from host",
+               f", {len(runs)} runs vmapped" if vmapped else "")
   state = chunks.copy_tree(state)  # chunks donate their input; the caller's state survives
   carry, count, state_finite = zeros, 0, None
   t_log, compile_log = time.perf_counter(), clock.seconds()
   done = start
   while done < end:
-    boundary = _next_boundary(done, end, log_every, checkpoint_every if ckpt is not None else 0,
+    boundary = _next_boundary(done, end, log_every, checkpoint_every if checkpointing else 0,
                               eval_every if eval_fn is not None else 0)
     for n in batches.dispatch_sizes(boundary - done):
       state, carry, state_finite = batches.run(state, carry, done, n)
       done += n
       count += n
     is_log = bool(log_every) and done % log_every == 0
-    is_ckpt = ckpt is not None and bool(checkpoint_every) and done % checkpoint_every == 0
+    is_ckpt = checkpointing and bool(checkpoint_every) and done % checkpoint_every == 0
     is_eval = eval_fn is not None and bool(eval_every) and done % eval_every == 0
     # One transfer per boundary: the flags, and the metric sums when a record is due.
     acc, finite = carry
     is_record = is_log or done == end
     finite, state_ok, sums = jax.device_get((finite, state_finite, acc if is_record else None))
-    if not finite:
-      raise NonFiniteLossError(f"{name}: non-finite loss between steps {done - count} and {done}; "
-                               f"stopping. {last_good()}")
+    finite, state_ok = np.atleast_1d(finite), np.atleast_1d(state_ok)
+    for r, run in enumerate(runs):
+      if not finite[r]:
+        raise NonFiniteLossError(f"{run.name}: non-finite loss between steps {done - count} and "
+                                 f"{done}; stopping. {run.last_good()}")
     if is_record:
       now, compiled = time.perf_counter(), clock.seconds()
-      seconds = max(now - t_log - (compiled - compile_log), 1e-9)
-      rate = count / seconds  # the recent step rate, compilation excluded
-      means = {f"train/{k}": float(v) / count for k, v in sums.items()}
-      logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs%s", name, done, num_steps,
-                   means.get("train/loss", float("nan")), rate, (num_steps - done) / rate,
-                   f"  (+{compiled - compile_log:.1f}s compiling)" if compiled > compile_log + 0.05
-                   else "")
-      record(done, {**means, "steps_per_sec": rate})
+      rate = count / max(now - t_log - (compiled - compile_log), 1e-9)  # compilation excluded
+      for r, run in enumerate(runs):
+        means = {f"train/{k}": float(member(v, r)) / count for k, v in sums.items()}
+        logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs%s", run.name, done,
+                     num_steps, means.get("train/loss", float("nan")), rate,
+                     (num_steps - done) / rate, f"  (+{compiled - compile_log:.1f}s compiling)"
+                     if compiled > compile_log + 0.05 else "")
+        run.record(done, {**means, "steps_per_sec": rate})
       carry, count = zeros, 0
       t_log, compile_log = time.perf_counter(), clock.seconds()
     if is_eval and done != num_steps:
-      record(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
-    if (is_ckpt and done != end) or (done == end and ckpt is not None):
-      if not state_ok:
-        raise NonFiniteLossError(f"{name}: the state after step {done} holds NaN or inf "
-                                 f"(parameters, optimizer or model state); not saved. {last_good()}")
+      for r, run in enumerate(runs):
+        run.record(done, {f"eval/{k}": v for k, v in eval_fn(member(state, r)).items()})
+    if checkpointing and (is_ckpt or done == end):
+      for r, run in enumerate(runs):
+        if not state_ok[r]:
+          raise NonFiniteLossError(
+              f"{run.name}: the state after step {done} holds NaN or inf (parameters, optimizer "
+              f"or model state); not saved. {run.last_good()}")
     if done == end and eval_fn is not None and end == num_steps:
-      record(end, {f"eval/{k}": v for k, v in eval_fn(state).items()})
-    if ckpt is not None and (is_ckpt or done == end):
-      ckpt.save(done, state)
+      for r, run in enumerate(runs):
+        run.record(end, {f"eval/{k}": v for k, v in eval_fn(member(state, r)).items()})
+    if checkpointing and (is_ckpt or done == end):
+      for r, run in enumerate(runs):
+        run.ckpt.save(done, member(state, r))
   logging.info("%s: %.1fs compiling in this call", name, clock.seconds() - compile_before)
-  if ckpt is not None:
-    ckpt.close()
   return state
 
 

@@ -5,7 +5,20 @@ question, not by hand. A (backend, family) missing here runs one step per dispat
 """
 
 # (backend, family) -> {'mode', 'k', and the measurement behind the choice}
-TRAIN_LOOP = {}
+TRAIN_LOOP = {('cpu', 'conv'): {'k': 1,
+                   'load': (9.99, 9.31, 8.97),
+                   'measured': '2026-12-02 01:37 UTC',
+                   'mode': 'step',
+                   'model': 'resnet20',
+                   'vs_old': 0.83,
+                   'vs_step': 1.0},
+ ('cpu', 'dense'): {'k': 256,
+                    'load': (9.99, 9.31, 8.97),
+                    'measured': '2026-12-02 01:37 UTC',
+                    'mode': 'scan',
+                    'model': 'mlp',
+                    'vs_old': 5.49,
+                    'vs_step': 3.33}}
 
 # (backend, family) -> whether fixed-length attack/ascent loops are unrolled
-ATTACK_UNROLL = {}
+ATTACK_UNROLL = {('cpu', 'conv'): True, ('cpu', 'dense'): False}
