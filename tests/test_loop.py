@@ -274,7 +274,8 @@ def test_vmapped_seeds_equal_sequential_runs(tmp_path):
   paths = [str(tmp_path / f"m{s}.jsonl") for s in range(3)]
   # Run 1 alone is ahead (checkpoint at 20); the others catch up to it alone, then all three go
   # vmapped to 25 (stop_after), and from there to the end.
-  T.train(states[1], step, data, key=keys[1], ckpt_dir=dirs[1], stop_after=20, **kw)
+  T.train(states[1], step, data, key=keys[1], ckpt_dir=dirs[1], metrics_path=paths[1],
+          stop_after=20, **kw)
   T.train_seeds(states, step, data, keys=keys, vmapped=True, ckpt_dirs=dirs, metrics_paths=paths,
                 stop_after=25, **kw)
   assert [T.Checkpointer(d).latest_progress() for d in dirs] == [25, 25, 25]
