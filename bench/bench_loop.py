@@ -21,11 +21,16 @@ through ``lipprune.robust.attacks.maximize`` with ``unroll=False`` and ``unroll=
 of 128 MNIST-shaped inputs, for ``mlp`` (LeNet-300-100) and ``cnn`` (yang_cnn1); the adversarial
 points of the two are compared bit for bit.
 
+Seeds (``--part=seeds``). ``lipprune.train.train_seeds`` with ``--seeds`` runs of the loop models
+above, ``vmapped=False`` (one after the other) against ``vmapped=True`` (one vmapped program); the
+parameters agree within float rounding (the largest relative difference is printed).
+
 Repeats alternate between contenders (`bench.common.measure_interleaved`, compilation in the
 untimed warmup); the table gives the median and the fastest repeat and the machine load.
 ``--write_table`` records, per (backend, family), the fastest contender whose numbers equal the old
 loop's (and unrolled attacks where they are faster with identical points) in
-``lipprune/train/loop_modes.py``; a mode that changes a single bit is never chosen.
+``lipprune/train/loop_modes.py``, and vmapped seeds where they are faster; a loop mode that changes
+a single bit is never chosen.
 """
 from __future__ import annotations
 
@@ -53,6 +58,11 @@ LOOP_MODELS = {
 LOOP_MODES = {"dense": ("step", "scan-16", "scan-64", "scan-256", "unroll-4"),
               "conv": ("step", "unroll-4")}
 ATTACK_MODELS = {"mlp": ("mlp", "dense", 20), "cnn": ("yang_cnn1", "conv", 2)}
+TABLES = {
+    "TRAIN_LOOP": "(backend, family) -> {'mode', 'k', and the measurement behind the choice}",
+    "ATTACK_UNROLL": "(backend, family) -> whether fixed-length attack/ascent loops are unrolled",
+    "SEEDS_VMAP": "(backend, family) -> whether lipprune.train.train_seeds vmaps by default",
+}
 
 
 def old_loop_module(commit: str = BASELINE):
@@ -188,10 +198,55 @@ def bench_attack_model(name: str, *, repeats: int = 5, attacks_per_repeat: int |
           "rolled_seconds": rolled, "unrolled_seconds": unrolled}
 
 
-def choose(loop_rows: list[dict], attack_rows: list[dict], backend: str, info: dict):
-  """The table entries: per family the fastest contender identical to the old loop (median
-  throughput), and unrolled attacks where they are faster and identical."""
-  train, attack = {}, {}
+def seed_contenders(name: str, seeds: int):
+  import jax
+  from lipprune import models
+  from lipprune import train as train_lib
+
+  registry_name, kwargs, _, n, shape, batch, _ = LOOP_MODELS[name]
+  rng = np.random.default_rng(0)
+  data = {"x": rng.random((n, *shape), dtype=np.float32),
+          "y": rng.integers(0, 10, n).astype(np.int32)}
+  model = models.create(registry_name, 10, **kwargs)
+  tx = train_lib.direction("sgd", momentum=0.9, weight_decay=1e-4)
+  sched = train_lib.schedule("step", base_lr=0.05, total_steps=1000, boundaries=(500,))
+  step = jax.jit(train_lib.make_train_step(train_lib.cross_entropy(model), tx, sched))
+  states = [train_lib.TrainState.create(*model.init(jax.random.key(s), data["x"][:1]), tx)
+            for s in range(seeds)]
+  keys = [jax.random.key(100 + s) for s in range(seeds)]
+  finals = {}
+
+  def make(vmapped: bool):
+    def run(steps: int) -> None:
+      out = train_lib.train_seeds(states, step, data, keys=keys, vmapped=vmapped,
+                                  batch_size=batch, num_steps=steps, log_every=steps)
+      finals[vmapped] = jax.block_until_ready(out)
+    return run
+
+  return {"sequential": make(False), "vmapped": make(True)}, finals
+
+
+def bench_seeds_model(name: str, *, seeds: int = 3, steps: int | None = None, repeats: int = 5):
+  import jax
+  fam, default = LOOP_MODELS[name][2], LOOP_MODELS[name][6]
+  steps = steps or default
+  runs, finals = seed_contenders(name, seeds)
+  seconds = common.measure_interleaved(runs, steps=steps, warmup=steps, repeats=repeats)
+  diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / (np.abs(np.asarray(a)) + 1e-6)))
+           for a, b in zip(jax.tree.leaves([s.params for s in finals[False]]),
+                           jax.tree.leaves([s.params for s in finals[True]]))]
+  seq, vm = seconds["sequential"], seconds["vmapped"]
+  return {"model": name, "family": fam, "seeds": seeds, "steps": steps,
+          "ratio": float(np.median(seq) / np.median(vm)), "best_ratio": min(seq) / min(vm),
+          "max_rel_diff": max(diffs), "sequential_seconds": seq, "vmapped_seconds": vm}
+
+
+def choose(loop_rows: list[dict], attack_rows: list[dict], seed_rows: list[dict], backend: str,
+           info: dict) -> dict:
+  """The table entries this run measured: per family the fastest contender identical to the old
+  loop (median throughput); unrolled attacks where faster (> 5%) with identical points; vmapped
+  seeds where faster (> 5%)."""
+  tables = {}
   for fam in sorted({r["family"] for r in loop_rows}):
     rows = [r for r in loop_rows if r["family"] == fam and r["contender"] != "old"]
     good = [r for r in rows if r["identical"]]
@@ -200,24 +255,32 @@ def choose(loop_rows: list[dict], attack_rows: list[dict], backend: str, info: d
     best = max(good, key=lambda r: r["steps_per_s"])
     mode, k = _parse_mode(best["contender"])
     step_rate = next((r["steps_per_s"] for r in rows if r["contender"] == "step"), None)
-    train[(backend, fam)] = {
+    tables.setdefault("TRAIN_LOOP", {})[(backend, fam)] = {
         "mode": mode, "k": k or 1, "model": best["model"],
         "vs_old": round(best["ratio"], 2),
         "vs_step": round(best["steps_per_s"] / step_rate, 2) if step_rate else None,
         "measured": info["date"], "load": info["loadavg_1_5_15"]}
   for r in attack_rows:
-    attack[(backend, r["family"])] = bool(r["identical"] and r["ratio"] > 1.05)
-  return train, attack
+    tables.setdefault("ATTACK_UNROLL", {})[(backend, r["family"])] = bool(
+        r["identical"] and r["ratio"] > 1.05)
+  for r in seed_rows:
+    tables.setdefault("SEEDS_VMAP", {})[(backend, r["family"])] = bool(r["ratio"] > 1.05)
+  return tables
 
 
-def write_table(train: dict, attack: dict, path: str = TABLE_PATH) -> None:
-  header = open(path, encoding="utf-8").read().split("\n# (backend, family) ->")[0].rstrip()
-  text = (f"{header}\n\n# (backend, family) -> {{'mode', 'k', and the measurement behind the "
-          f"choice}}\nTRAIN_LOOP = {pprint.pformat(train, width=100, sort_dicts=True)}\n\n"
-          "# (backend, family) -> whether fixed-length attack/ascent loops are unrolled\n"
-          f"ATTACK_UNROLL = {pprint.pformat(attack, width=100, sort_dicts=True)}\n")
+def write_table(tables: dict, path: str = TABLE_PATH) -> None:
+  """Rewrites the tables of ``path`` named in ``tables`` (TRAIN_LOOP, ATTACK_UNROLL, SEEDS_VMAP),
+  keeping the entries of the other backends and the tables this run did not measure."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from lipprune.train import loop_modes  # pylint: disable=g-import-not-at-top
+  importlib.reload(loop_modes)
+  header = loop_modes.__doc__.strip()
+  blocks = [f'"""{header}\n"""\n']
+  for name, comment in TABLES.items():
+    table = {**getattr(loop_modes, name, {}), **tables.get(name, {})}
+    blocks.append(f"# {comment}\n{name} = {pprint.pformat(table, width=100, sort_dicts=True)}\n")
   with open(path, "w", encoding="utf-8") as f:
-    f.write(text)
+    f.write("\n".join(blocks))
 
 
 LOOP_COLUMNS = (("model", "model", ""), ("contender", "loop", ""), ("steps", "steps", "d"),
@@ -229,10 +292,17 @@ ATTACK_COLUMNS = (("model", "model", ""), ("rolled_ex_per_s", "rolled ex/s", ",.
                   ("identical", "same points", ""))
 
 
+SEED_COLUMNS = (("model", "model", ""), ("seeds", "seeds", "d"), ("steps", "steps", "d"),
+                ("ratio", "vmapped/sequential speed", ".2f"), ("best_ratio", "best repeats", ".2f"),
+                ("max_rel_diff", "max rel. param diff", ".1e"))
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="python -m bench.bench_loop",
                                    description=__doc__.split("\n\n")[0])
-  parser.add_argument("--part", default="loop,attack", help="loop, attack or both")
+  parser.add_argument("--part", default="loop,attack,seeds",
+                      help="comma-separated subset of loop, attack, seeds")
+  parser.add_argument("--seeds", type=int, default=3, help="runs vmapped in the seeds part")
   parser.add_argument("--models", default=None,
                       help=f"subset of {sorted(LOOP_MODELS)} (loop) and {sorted(ATTACK_MODELS)} "
                       "(attack)")
@@ -244,8 +314,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help=f"rewrite {os.path.relpath(TABLE_PATH, REPO)} from this run")
   args = parser.parse_args(argv)
   args.part = [p.strip() for p in args.part.split(",") if p.strip()]
-  if not args.part or set(args.part) - {"loop", "attack"}:
-    parser.error(f"--part={args.part}: expected loop, attack or both")
+  if not args.part or set(args.part) - {"loop", "attack", "seeds"}:
+    parser.error(f"--part={args.part}: expected a subset of loop, attack, seeds")
   known = set(LOOP_MODELS) | set(ATTACK_MODELS)
   args.models = None if args.models is None else [m for m in args.models.split(",") if m]
   if args.models is not None and (not args.models or set(args.models) - known):
@@ -265,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   import jax
   info = common.machine_info()
   common.print_machine_info({"jax": f"{jax.__version__} devices={jax.devices()}"})
-  loop_rows, attack_rows = [], []
+  loop_rows, attack_rows, seed_rows = [], [], []
   if "loop" in args.part:
     old = old_loop_module()
     if old is None:
@@ -287,11 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
       attack_rows.append(row)
     print()
     print(common.format_table(attack_rows, ATTACK_COLUMNS))
+  if "seeds" in args.part:
+    for name in [m for m in (args.models or LOOP_MODELS) if m in LOOP_MODELS]:
+      row = bench_seeds_model(name, seeds=args.seeds, steps=args.steps, repeats=args.repeats)
+      print(f"{name} {args.seeds} seeds: sequential "
+            f"{[round(s, 3) for s in row['sequential_seconds']]}, vmapped "
+            f"{[round(s, 3) for s in row['vmapped_seconds']]}", flush=True)
+      seed_rows.append(row)
+    print()
+    print(common.format_table(seed_rows, SEED_COLUMNS))
   print(f"\nload average at the end: {os.getloadavg()}")
   if args.write_table:
-    train, attack = choose(loop_rows, attack_rows, jax.default_backend(), info)
-    write_table(train, attack)
-    print(f"wrote {TABLE_PATH}: TRAIN_LOOP={train} ATTACK_UNROLL={attack}")
+    tables = choose(loop_rows, attack_rows, seed_rows, jax.default_backend(), info)
+    write_table(tables)
+    print(f"wrote {TABLE_PATH}: {tables}")
   return 0
 
 

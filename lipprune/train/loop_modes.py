@@ -1,7 +1,8 @@
 """Measured dispatch choices per (backend, program family). Written by
 ``python -m bench.bench_loop --write_table``; edit by rerunning that command on the backend in
 question, not by hand. A (backend, family) missing here runs one step per dispatch
-(`lipprune.train.chunks.choose_plan`) and attacks keep a rolled ``fori_loop``.
+(`lipprune.train.chunks.choose_plan`), attacks keep a rolled ``fori_loop`` and seeds run one after
+the other.
 """
 
 # (backend, family) -> {'mode', 'k', and the measurement behind the choice}
@@ -22,3 +23,6 @@ TRAIN_LOOP = {('cpu', 'conv'): {'k': 1,
 
 # (backend, family) -> whether fixed-length attack/ascent loops are unrolled
 ATTACK_UNROLL = {('cpu', 'conv'): True, ('cpu', 'dense'): False}
+
+# (backend, family) -> whether lipprune.train.train_seeds vmaps by default
+SEEDS_VMAP = {}
