@@ -11,7 +11,7 @@ import pytest
 from lipprune import train as T
 from lipprune.data.iterators import BatchSampler, epoch_permutation
 from lipprune.models import Model
-from lipprune.train import chunks, io
+from lipprune.train import chunks, io, masking
 from tests.conftest import TinyMLP, blobs
 
 
@@ -300,3 +300,40 @@ def test_train_seeds_checks_its_lists():
   with pytest.raises(ValueError, match="ckpt_dirs has 1 entries for 2 runs"):
     T.train_seeds([state0, state0], step, data, keys=[jax.random.key(0)] * 2, batch_size=16,
                   num_steps=2, ckpt_dirs=["a"])
+
+
+# ---------------------------------------------------------------- masked steps
+
+def test_select_masks_equal_multiplied_masks_bit_for_bit():
+  rng = np.random.default_rng(0)
+  t = rng.normal(size=(40, 7)).astype(np.float32)
+  t[0, :3] = [np.nan, np.inf, -np.inf]
+  t[1, :2] = [0.0, -0.0]
+  m = (rng.random((40, 7)) < 0.5).astype(np.float32)
+  m[0, :3] = 0.0
+  tree, masks = {"w": jnp.asarray(t), "b": jnp.ones(3)}, {"w": jnp.asarray(m), "b": None}
+  want = T.apply_masks(tree, masks)
+  got = jax.jit(masking.select_masks)(tree, masks)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+
+
+def test_fused_masks_keep_pruned_weights_zero_and_match_the_default():
+  data = blobs()
+  model = Model(TinyMLP())
+  tx = T.direction("sgd", momentum=0.9, weight_decay=0.1)
+  sched = T.schedule("constant", base_lr=0.05, total_steps=10)
+  params, ms = model.init(jax.random.key(0), data["x"][:1])
+  rng = np.random.default_rng(1)
+  masks = jax.tree.map(lambda p: jnp.asarray(rng.random(p.shape) > 0.5, jnp.float32)
+                       if p.ndim == 2 else None, params)
+  state = T.TrainState.create(T.apply_masks(params, masks), ms, tx, masks=masks)
+  out = {}
+  for fuse in (False, True):
+    step = jax.jit(T.make_train_step(T.cross_entropy(model), tx, sched, fuse_masks=fuse))
+    out[fuse] = T.train(state, step, data, batch_size=16, num_steps=30, key=jax.random.key(2))
+  for m, p in zip(jax.tree.leaves(masks), jax.tree.leaves(
+      {k: {"kernel": v["kernel"]} for k, v in out[True].params.items()})):
+    assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               out[False].params, out[True].params)

@@ -41,6 +41,10 @@ def default_cache_dir() -> str:
   return os.path.join(root, "lipprune", "jax")
 
 
+def _configured_dir() -> str | None:
+  return jax.config.jax_compilation_cache_dir
+
+
 def enable_persistent_cache(directory: str | None = None, *,
                             min_compile_seconds: float = MIN_COMPILE_SECONDS) -> str | None:
   """Turns on JAX's persistent compilation cache; returns its directory (``None``: left off).
@@ -52,7 +56,7 @@ def enable_persistent_cache(directory: str | None = None, *,
     min_compile_seconds: programs compiling faster than this are not stored.
   """
   if directory is None:
-    directory = os.environ.get(ENV_VAR) or jax.config.jax_compilation_cache_dir or default_cache_dir()
+    directory = os.environ.get(ENV_VAR) or _configured_dir() or default_cache_dir()
   if str(directory).strip().lower() in _OFF:
     logging.info("persistent compilation cache: off (%s)", ENV_VAR)
     return None
