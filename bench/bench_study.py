@@ -17,9 +17,10 @@ time of a rerun); the old code has no such cache.
 
 Reported per study: the wall seconds of every repeat, the ratio new/old of the medians and of the
 fastest repeats, the children's CPU seconds (user + system) and the load average before and after
-each run. "identical" means every result file (prune: results.json; robust: results.csv and
-table.json) and every metrics.jsonl record (without its ``steps_per_sec``) of the new run equal the
-old run's: the same floats, not merely close ones.
+each run. "identical results" means every result file (prune: results.json; robust: results.csv
+and table.json) of the new run equals the old run's, the same floats, not merely close ones; the
+metric keys whose metrics.jsonl records differ anywhere are listed (``steps_per_sec`` aside, which
+is a timing).
 """
 from __future__ import annotations
 
@@ -86,24 +87,32 @@ def _metrics_records(workdir: str) -> dict:
   return out
 
 
-def same_results(study: str, a: str, b: str) -> tuple[bool, list[str]]:
-  """Whether workdirs ``a`` and ``b`` hold equal result files and metric records; the names of
-  the files that differ."""
-  differ = []
+def compare(study: str, a: str, b: str) -> tuple[list[str], list[str]]:
+  """``(result files that differ, metric keys whose records differ anywhere)`` between workdirs
+  ``a`` and ``b``; both empty when the two runs computed the same floats."""
+  files = []
   for name in STUDIES[study][1]:
     with open(os.path.join(a, name), encoding="utf-8") as fa, \
          open(os.path.join(b, name), encoding="utf-8") as fb:
       if fa.read() != fb.read():
-        differ.append(name)
+        files.append(name)
   ra, rb = _metrics_records(a), _metrics_records(b)
-  differ += sorted(k for k in set(ra) | set(rb) if ra.get(k) != rb.get(k))
-  return not differ, differ
+  keys = set()
+  for path in set(ra) | set(rb):
+    rows_a, rows_b = ra.get(path, []), rb.get(path, [])
+    if len(rows_a) != len(rows_b):
+      keys.add(f"{path}: {len(rows_a)} vs {len(rows_b)} records")
+      continue
+    for x, y in zip(rows_a, rows_b):
+      keys |= {k for k in set(x) | set(y) if x.get(k) != y.get(k)}
+  return files, sorted(keys)
 
 
 def bench_study(study: str, old_tree: str, new_tree: str, scratch: str, *, repeats: int,
-                overrides: Sequence[str] = (), warm_cache: bool = False) -> dict:
+                overrides: Sequence[str] = (), warm_cache: bool = False,
+                keep: bool = False) -> dict:
   runs = {"old": [], "new": []}
-  identical, differ = True, []
+  files, keys = set(), set()
   shared_cache = os.path.join(scratch, f"cache_{study}")
   for r in range(repeats):
     order = ("old", "new") if r % 2 == 0 else ("new", "old")
@@ -119,11 +128,12 @@ def bench_study(study: str, old_tree: str, new_tree: str, scratch: str, *, repea
       print(f"{study} repeat {r} {impl}: {result['seconds']:.1f} s wall, "
             f"{result['cpu_seconds']:.1f} s CPU, load {result['load_before']:.1f} -> "
             f"{result['load_after']:.1f}", flush=True)
-    ok, names = same_results(study, workdirs["old"], workdirs["new"])
-    identical &= ok
-    differ += names
-    for impl in order:
-      shutil.rmtree(workdirs[impl], ignore_errors=True)
+    f, k = compare(study, workdirs["old"], workdirs["new"])
+    files |= set(f)
+    keys |= set(k)
+    if not keep:
+      for impl in order:
+        shutil.rmtree(workdirs[impl], ignore_errors=True)
   old = [x["seconds"] for x in runs["old"]]
   new = [x["seconds"] for x in runs["new"]]
   return {"study": study, "repeats": repeats,
@@ -132,13 +142,15 @@ def bench_study(study: str, old_tree: str, new_tree: str, scratch: str, *, repea
           "best_ratio": min(new) / min(old),
           "cpu_ratio": (statistics.median(x["cpu_seconds"] for x in runs["new"])
                         / statistics.median(x["cpu_seconds"] for x in runs["old"])),
-          "identical": identical, "differ": sorted(set(differ)), "runs": runs}
+          "identical": not files, "metrics_identical": not keys, "differing_files": sorted(files),
+          "differing_metrics": sorted(keys), "runs": runs}
 
 
 COLUMNS = (("study", "study", ""), ("repeats", "repeats", "d"),
            ("old_median_s", "old s (median)", ".1f"), ("new_median_s", "new s (median)", ".1f"),
            ("ratio", "new/old (medians)", ".2f"), ("best_ratio", "new/old (fastest)", ".2f"),
-           ("cpu_ratio", "new/old CPU s", ".2f"), ("identical", "identical results", ""))
+           ("cpu_ratio", "new/old CPU s", ".2f"), ("identical", "identical results", ""),
+           ("metrics_identical", "identical metric records", ""))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -151,6 +163,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--set", action="append", default=[],
                       help="config override for both sides, e.g. --set=seeds=(0,)")
   parser.add_argument("--scratch", default=None, help="directory for workdirs and caches")
+  parser.add_argument("--keep", action="store_true", help="keep the workdirs for inspection")
   args = parser.parse_args(argv)
   args.studies = [s for s in args.studies.split(",") if s]
   if not args.studies or set(args.studies) - set(STUDIES):
@@ -169,12 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   rows = []
   for study in args.studies:
     rows.append(bench_study(study, old_tree, REPO, scratch, repeats=args.repeats,
-                            overrides=args.set, warm_cache=args.cache == "warm"))
+                            overrides=args.set, warm_cache=args.cache == "warm",
+                            keep=args.keep))
   print()
   print(common.format_table(rows, COLUMNS))
   for row in rows:
-    if not row["identical"]:
-      print(f"{row['study']}: results differ in {row['differ']}")
+    if row["differing_files"] or row["differing_metrics"]:
+      print(f"{row['study']}: result files that differ: {row['differing_files']}; metric keys "
+            f"whose records differ: {row['differing_metrics']}")
   print(f"\nload average at the end: {os.getloadavg()}")
   return 0
 

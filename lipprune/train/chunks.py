@@ -175,7 +175,9 @@ def _accumulate(train_step, batch_spec):
   def one(state, acc, finite, batch, step_keys, step):
     batch = jax.lax.with_sharding_constraint(batch, batch_spec)
     state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, step))
-    acc = jax.tree.map(jnp.add, acc, metrics)
+    # Materialize the metrics as the step computes them: fused into the sums instead, XLA:CPU may
+    # contract their last operation into a fused multiply-add and change the sums' last bits.
+    acc = jax.tree.map(jnp.add, acc, jax.lax.optimization_barrier(metrics))
     return state, acc, finite & jnp.isfinite(metrics["loss"])
 
   return one
