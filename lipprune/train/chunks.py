@@ -16,7 +16,10 @@ up in the same order. Three ways to compile the ``j`` loop (``mode``):
 
 * ``'step'``: one step per dispatch (``k = 1``);
 * ``'scan'``: a rolled loop (``lax.fori_loop`` with a dynamic trip count, so one program serves every
-  chunk length up to ``k``);
+  chunk length up to ``k``). For dense programs on XLA:CPU the parameters, the optimizer state and
+  the loss records are bit-identical to one step per dispatch; a metric that the step only reports
+  (the learning rate of a cosine schedule) may differ in its last bit, since XLA recomputes it for
+  the output in a fusion of its own;
 * ``'unroll'``: ``k`` steps unrolled in one program (chunks shorter than ``k`` run one step per
   dispatch). XLA:CPU compiles convolutions inside a rolled loop body ~18x slower than at the top
   level, while unrolling keeps its fast fusions.
@@ -175,9 +178,7 @@ def _accumulate(train_step, batch_spec):
   def one(state, acc, finite, batch, step_keys, step):
     batch = jax.lax.with_sharding_constraint(batch, batch_spec)
     state, metrics = train_step(state, batch, jax.random.fold_in(step_keys, step))
-    # Materialize the metrics as the step computes them: fused into the sums instead, XLA:CPU may
-    # contract their last operation into a fused multiply-add and change the sums' last bits.
-    acc = jax.tree.map(jnp.add, acc, jax.lax.optimization_barrier(metrics))
+    acc = jax.tree.map(jnp.add, acc, metrics)
     return state, acc, finite & jnp.isfinite(metrics["loss"])
 
   return one
