@@ -271,9 +271,7 @@ def choose(loop_rows: list[dict], attack_rows: list[dict], seed_rows: list[dict]
 def write_table(tables: dict, path: str = TABLE_PATH) -> None:
   """Rewrites the tables of ``path`` named in ``tables`` (TRAIN_LOOP, ATTACK_UNROLL, SEEDS_VMAP),
   keeping the entries of the other backends and the tables this run did not measure."""
-  import importlib  # pylint: disable=g-import-not-at-top
   from lipprune.train import loop_modes  # pylint: disable=g-import-not-at-top
-  importlib.reload(loop_modes)
   header = loop_modes.__doc__.strip()
   blocks = [f'"""{header}\n"""\n']
   for name, comment in TABLES.items():
@@ -313,13 +311,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--write_table", action="store_true",
                       help=f"rewrite {os.path.relpath(TABLE_PATH, REPO)} from this run")
   args = parser.parse_args(argv)
-  args.part = [p.strip() for p in args.part.split(",") if p.strip()]
-  if not args.part or set(args.part) - {"loop", "attack", "seeds"}:
-    parser.error(f"--part={args.part}: expected a subset of loop, attack, seeds")
-  known = set(LOOP_MODELS) | set(ATTACK_MODELS)
-  args.models = None if args.models is None else [m for m in args.models.split(",") if m]
-  if args.models is not None and (not args.models or set(args.models) - known):
-    parser.error(f"--models={args.models}: expected a subset of {sorted(known)}")
+  args.part = common.parse_subset(parser, "part", args.part, ("loop", "attack", "seeds"))
+  if args.models is not None:
+    args.models = common.parse_subset(parser, "models", args.models,
+                                      set(LOOP_MODELS) | set(ATTACK_MODELS))
   args.modes = None if args.modes is None else [m for m in args.modes.split(",") if m]
   for label in args.modes or ():
     mode, k = _parse_mode(label)

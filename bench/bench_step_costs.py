@@ -166,9 +166,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
   parser.add_argument("--skip_roofline", action="store_true")
   args = parser.parse_args(argv)
-  args.models = [m for m in args.models.split(",") if m]
-  if not args.models or set(args.models) - set(MODELS):
-    parser.error(f"--models={args.models}: expected a subset of {sorted(MODELS)}")
+  args.models = common.parse_subset(parser, "models", args.models, MODELS)
   if args.repeats < 1:
     parser.error("--repeats must be positive")
   return args

@@ -165,9 +165,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--scratch", default=None, help="directory for workdirs and caches")
   parser.add_argument("--keep", action="store_true", help="keep the workdirs for inspection")
   args = parser.parse_args(argv)
-  args.studies = [s for s in args.studies.split(",") if s]
-  if not args.studies or set(args.studies) - set(STUDIES):
-    parser.error(f"--studies={args.studies}: expected a subset of {sorted(STUDIES)}")
+  args.studies = common.parse_subset(parser, "studies", args.studies, STUDIES)
   if args.repeats < 1:
     parser.error("--repeats must be positive")
   return args

@@ -237,13 +237,12 @@ def fits_on_device(data: dict, mesh, fraction: float = 0.25) -> bool:
   ``fraction`` of a device's memory (on CPU, where the simulated devices share the host's memory
   and report no limit, of the host memory for all local copies together)."""
   nbytes = sum(v.nbytes if hasattr(v, "nbytes") else np.asarray(v).nbytes for v in data.values())
-  device = mesh.devices.flat[0]
-  stats = device.memory_stats()
+  local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+  stats = local[0].memory_stats() if local else None  # only a local device reports its memory
   if stats and stats.get("bytes_limit"):
     return nbytes <= fraction * stats["bytes_limit"]
-  local = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
   try:
     host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
   except (ValueError, OSError, AttributeError):
     return False
-  return nbytes * max(local, 1) <= fraction * host
+  return nbytes * max(len(local), 1) <= fraction * host
