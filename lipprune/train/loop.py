@@ -12,7 +12,9 @@ device gathers the batch, runs the step, folds the step key and adds the metrics
 dispatch where that pays (`lipprune.train.chunks`: a rolled loop for dense programs, one step per
 dispatch or an unrolled chunk for convolutional ones, chosen per backend from a measured table).
 A chunk never crosses a log, evaluation or checkpoint step, so every record, checkpoint and resume
-point is the one of a step-by-step loop, and the parameters are bit-identical to it.
+point is the one of a step-by-step loop; with the measured choices the parameters are bit-identical
+to it (`lipprune.train.chunks` says where a mode requested explicitly may differ in the last bits).
+`train_seeds` runs several seeds of one step as one vmapped program where that pays.
 """
 from __future__ import annotations
 
