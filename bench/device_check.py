@@ -253,7 +253,8 @@ class Check:
       return metrics
     warm, s = timed(call, jax.block_until_ready, steps=self.sizes.steps,
                     repeats=self.sizes.repeats)
-    self.add(f"{self.sizes.model} {count} seeds vmapped", lipprune=f"{count * self.sizes.batch / s:,.0f} ex/s",
+    self.add(f"{self.sizes.model} {count} seeds vmapped",
+             lipprune=f"{count * self.sizes.batch / s:,.0f} ex/s",
              ratio=round(count * single_seconds / s, 2) if single_seconds else None,
              implied=f"ratio = vs {count} x 1 seed", compile_s=round(warm, 1))
 
@@ -267,7 +268,8 @@ class Check:
     ex = self.sizes.wrn_batch / s
     label = name + "".join(f" {k}={v}" for k, v in kwargs)
     self.add(f"{label} TRADES step (batch {self.sizes.wrn_batch})",
-             lipprune=f"{ex:,.0f} ex/s", implied=f"120 epochs: {120 * CIFAR_TRAIN / ex / 3600:.1f} h",
+             lipprune=f"{ex:,.0f} ex/s",
+             implied=f"120 epochs: {120 * CIFAR_TRAIN / ex / 3600:.1f} h",
              compile_s=round(warm, 1))
 
   def pgd(self):

@@ -288,7 +288,8 @@ def test_vmapped_seeds_equal_sequential_runs(tmp_path):
   for path in paths:
     assert [r["step"] for r in io.read_jsonl(path)] == [10, 20, 25, 30]  # 25: the stop
   # Different seeds really are different runs inside the vmapped program.
-  assert not np.allclose(vmapped[0].params["Dense_0"]["kernel"], vmapped[2].params["Dense_0"]["kernel"])
+  assert not np.allclose(vmapped[0].params["Dense_0"]["kernel"],
+                         vmapped[2].params["Dense_0"]["kernel"])
 
 
 def test_train_seeds_checks_its_lists():

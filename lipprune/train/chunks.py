@@ -15,14 +15,15 @@ each step sees exactly the batch and key of a one-step-per-dispatch loop, and th
 up in the same order. Three ways to compile the ``j`` loop (``mode``):
 
 * ``'step'``: one step per dispatch (``k = 1``);
-* ``'scan'``: a rolled loop (``lax.fori_loop`` with a dynamic trip count, so one program serves every
-  chunk length up to ``k``). For dense programs on XLA:CPU the parameters, the optimizer state and
-  the loss records are bit-identical to one step per dispatch; a metric that the step only reports
-  (the learning rate of a cosine schedule) may differ in its last bit, since XLA recomputes it for
-  the output in a fusion of its own;
+* ``'scan'``: a rolled loop (``lax.fori_loop`` with a dynamic trip count, so one program serves
+  every chunk length up to ``k``). For dense programs on XLA:CPU the parameters, the optimizer
+  state and the loss records are bit-identical to one step per dispatch; a metric that the step
+  only reports (the learning rate of a cosine schedule) may differ in its last bit, since XLA
+  recomputes it for the output in a fusion of its own. Convolutions in a rolled loop body compile
+  ~18x slower on XLA:CPU and their floats change;
 * ``'unroll'``: ``k`` steps unrolled in one program (chunks shorter than ``k`` run one step per
-  dispatch). XLA:CPU compiles convolutions inside a rolled loop body ~18x slower than at the top
-  level, while unrolling keeps its fast fusions.
+  dispatch). XLA may then fuse across steps (batch-norm reductions do), which changes last bits,
+  and where chunks are cut (a resume point) then matters too.
 
 Which mode pays depends on the backend and on the program: `lipprune.train.loop_modes` holds the
 table a benchmark measured (``python -m bench.bench_loop --write_table``) and `family` tells dense
