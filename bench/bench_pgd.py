@@ -9,9 +9,11 @@ gradients). Throughput is ``batch_size * attacks / median(seconds of a repeat)``
 examples per second; the ratio is lipprune / torch (above 1: lipprune is faster).
 
 * lipprune: ``lipprune.robust.attacks.pgd`` under ``jax.jit`` (the 10 steps are a
-  ``lax.fori_loop`` inside one compiled program); a repeat ends with ``jax.block_until_ready``.
+  ``lax.fori_loop`` inside one compiled program, unrolled where lipprune.train.loop_modes says it
+  pays: the CNN on CPU); a repeat ends with ``jax.block_until_ready``.
 * torch: a Python loop of ``requires_grad_`` / forward / ``F.cross_entropy(reduction='sum')`` /
-  ``torch.autograd.grad`` / sign step / ``torch.min(torch.max(...))`` / ``clamp``.
+  ``torch.autograd.grad`` / sign step / ``torch.min(torch.max(...))`` / ``clamp``; with
+  ``--torch_compile`` also the same loop around the model under ``torch.compile``.
 
 Models, with lipprune's initial weights copied into torch so both attack the same function:
 ``mlp`` = LeNet-300-100 (lipprune.models 'mlp', 784-300-100-10) and ``cnn`` = the paper's CNN1
@@ -130,7 +132,7 @@ def agreement(torch, name: str, batch_size: int = 64, seed: int = 0) -> float:
 
 
 def bench_model(torch, name: str, *, batch_size: int, attacks_per_repeat: int | None,
-                warmup: int, repeats: int, seed: int = 0) -> dict:
+                warmup: int, repeats: int, seed: int = 0, torch_compile: bool = False) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   attacks_per_repeat = attacks_per_repeat or MODELS[name][1]
   params, attack = lipprune_attack(name, seed)
@@ -150,16 +152,28 @@ def bench_model(torch, name: str, *, batch_size: int, attacks_per_repeat: int | 
       out = attack(params, xj, yj, jax.random.fold_in(key, counter["jax"]), "uniform")
     jax.block_until_ready(out)
 
-  def run_torch(n):
-    for _ in range(n):
-      torch_pgd(torch, net, xt, yt, random_start=True, generator=gen)
+  def torch_run(model):
+    def run(n):
+      for _ in range(n):
+        torch_pgd(torch, model, xt, yt, random_start=True, generator=gen)
+    return run
 
-  seconds = common.measure_interleaved({"lipprune": run_jax, "torch": run_torch},
-                                       steps=attacks_per_repeat, warmup=warmup, repeats=repeats)
+  runs = {"lipprune": run_jax, "torch": torch_run(net)}
+  if torch_compile:
+    runs["torch_compile"] = torch_run(torch.compile(net))
+  seconds = common.measure_interleaved(runs, steps=attacks_per_repeat, warmup=warmup,
+                                       repeats=repeats)
   rates = {k: common.throughput(batch_size, attacks_per_repeat, s) for k, s in seconds.items()}
-  return {"model": name, "batch_size": batch_size, "attacks": attacks_per_repeat,
+  best = {k: common.best_throughput(batch_size, attacks_per_repeat, s) for k, s in seconds.items()}
+  extra = {}
+  if torch_compile:
+    extra = {"torch_compile_ex_per_s": rates["torch_compile"],
+             "compile_ratio": common.ratio(rates["lipprune"], rates["torch_compile"]),
+             "torch_compile_seconds": seconds["torch_compile"]}
+  return {**extra, "model": name, "batch_size": batch_size, "attacks": attacks_per_repeat,
           "lipprune_ex_per_s": rates["lipprune"], "torch_ex_per_s": rates["torch"],
           "ratio": common.ratio(rates["lipprune"], rates["torch"]),
+          "best_ratio": common.ratio(best["lipprune"], best["torch"]),
           "agreement": agreement(torch, name, min(batch_size, 64), seed),
           "lipprune_seconds": seconds["lipprune"], "torch_seconds": seconds["torch"]}
 
@@ -170,7 +184,13 @@ TABLE_COLUMNS = (
     ("lipprune_ex_per_s", "lipprune PGD-10 ex/s", ",.0f"),
     ("torch_ex_per_s", "torch PGD-10 ex/s", ",.0f"),
     ("ratio", "ratio (lipprune/torch)", ".2f"),
+    ("best_ratio", "ratio of best repeats", ".2f"),
     ("agreement", "equal coords", ".4f"),
+)
+COMPILE_COLUMNS = (
+    ("model", "model", ""),
+    ("torch_compile_ex_per_s", "torch.compile PGD-10 ex/s", ",.0f"),
+    ("compile_ratio", "ratio (lipprune/torch.compile)", ".2f"),
 )
 
 
@@ -186,6 +206,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--models", default="mlp,cnn", help=f"subset of {sorted(MODELS)}")
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--torch_compile", action="store_true",
+                      help="also time the attack on the torch model under torch.compile")
   args = parser.parse_args(argv)
   args.models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = [m for m in args.models if m not in MODELS]
@@ -211,12 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   rows = []
   for name in args.models:
     row = bench_model(torch, name, batch_size=args.batch_size, attacks_per_repeat=args.attacks,
-                      warmup=args.warmup, repeats=args.repeats, seed=args.seed)
+                      warmup=args.warmup, repeats=args.repeats, seed=args.seed,
+                      torch_compile=args.torch_compile)
     print(f"{name}: seconds lipprune {[round(s, 3) for s in row['lipprune_seconds']]}, torch "
           f"{[round(s, 3) for s in row['torch_seconds']]}", flush=True)
     rows.append(row)
   print()
   print(common.format_table(rows, TABLE_COLUMNS))
+  if args.torch_compile:
+    print()
+    print(common.format_table(rows, COMPILE_COLUMNS))
+  print(f"\nload average at the end: {common.machine_info()['loadavg_1_5_15']}")
   return 0
 
 

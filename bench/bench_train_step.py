@@ -15,7 +15,8 @@ two fastest repeats, the least disturbed estimate on a machine shared with other
   ``jax.block_until_ready``. Warmup steps run first, so compilation is never timed.
 * torch: ``zero_grad(set_to_none=True)``, forward, ``F.cross_entropy``, ``backward``,
   ``torch.optim.SGD(momentum=0.9, weight_decay=5e-4).step()``; NCHW tensors, eager mode, default
-  optimizer implementation.
+  optimizer implementation. ``--torch_compile`` adds the same step with the model under
+  ``torch.compile`` (its compilation runs in the untimed warmup).
 
 The two models are the same function: LeNet-300-100 (784-300-100-10, ReLU) and the CIFAR ResNet-20
 of He et al. (2016) with option-A shortcuts (stride-2 subsampling plus zero channels), widths
@@ -250,14 +251,19 @@ def load_lipprune_variables(net, params, model_state=None) -> None:
       targets[target].copy_(torch.from_numpy(np.array(value, np.float32, copy=True)))
 
 
-def torch_contender(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> Contender:
-  """An eager PyTorch training step of ``torch_model(name)`` with torch.optim.SGD."""
+def torch_contender(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0,
+                    compiled: bool = False) -> Contender:
+  """A PyTorch training step of ``torch_model(name)`` with torch.optim.SGD: eager, or with the
+  model under ``torch.compile`` (forward and backward compiled, the optimizer step eager)."""
   import torch
   import torch.nn.functional as F
 
   torch.manual_seed(seed)
   net = torch_model(name)
   net.train()
+  num_params = sum(p.numel() for p in net.parameters())
+  if compiled:
+    net = torch.compile(net)
   opt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM,
                         weight_decay=WEIGHT_DECAY)
   xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NHWC -> NCHW
@@ -273,7 +279,6 @@ def torch_contender(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> C
       opt.step()
     carry["loss"] = loss.detach()
 
-  num_params = sum(p.numel() for p in net.parameters())
   return Contender(run, num_params, lambda: float(carry["loss"]))
 
 
@@ -282,8 +287,9 @@ def torch_contender(name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> C
 
 
 def bench_model(name: str, *, batch_size: int = 128, steps: int | None = None, warmup: int = 3,
-                repeats: int = 5, seed: int = 0) -> dict[str, Any]:
-  """Times both implementations of ``name``; returns throughputs, their ratio and param counts.
+                repeats: int = 5, seed: int = 0, torch_compile: bool = False) -> dict[str, Any]:
+  """Times both implementations of ``name`` (and ``torch.compile``'s with ``torch_compile``);
+  returns throughputs, their ratios and param counts.
 
   Raises RuntimeError when the two parameter counts differ (the models would not be the same).
   """
@@ -295,6 +301,8 @@ def bench_model(name: str, *, batch_size: int = 128, steps: int | None = None, w
   x, y = random_batch(name, batch_size, seed)
   contenders = {"lipprune": lipprune_contender(name, x, y, seed),
                 "torch": torch_contender(name, x, y, seed)}
+  if torch_compile:
+    contenders["torch_compile"] = torch_contender(name, x, y, seed, compiled=True)
   counts = {k: c.num_params for k, c in contenders.items()}
   if counts["lipprune"] != counts["torch"]:
     raise RuntimeError(f"{name}: parameter counts differ, lipprune {counts['lipprune']:,} vs "
@@ -303,7 +311,15 @@ def bench_model(name: str, *, batch_size: int = 128, steps: int | None = None, w
                                        steps=steps, warmup=warmup, repeats=repeats)
   rates = {k: common.throughput(batch_size, steps, s) for k, s in seconds.items()}
   best = {k: common.best_throughput(batch_size, steps, s) for k, s in seconds.items()}
+  compile_columns = {}
+  if torch_compile:
+    compile_columns = {
+        "torch_compile_ex_per_s": rates["torch_compile"],
+        "compile_ratio": common.ratio(rates["lipprune"], rates["torch_compile"]),
+        "compile_best_ratio": common.ratio(best["lipprune"], best["torch_compile"]),
+        "torch_compile_seconds": seconds["torch_compile"]}
   return {
+      **compile_columns,
       "model": name,
       "batch_size": batch_size,
       "steps": steps,
@@ -331,6 +347,12 @@ TABLE_COLUMNS = (
     ("lipprune_params", "params lipprune", ",d"),
     ("torch_params", "params torch", ",d"),
 )
+COMPILE_COLUMNS = (
+    ("model", "model", ""),
+    ("torch_compile_ex_per_s", "torch.compile ex/s", ",.0f"),
+    ("compile_ratio", "ratio (lipprune/torch.compile)", ".2f"),
+    ("compile_best_ratio", "ratio of best repeats", ".2f"),
+)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -346,6 +368,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help=f"comma-separated subset of {sorted(SPECS)}")
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--torch_compile", action="store_true",
+                      help="also time the torch model under torch.compile (first compile ~30 s)")
   args = parser.parse_args(argv)
   args.models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = [m for m in args.models if m not in SPECS]
@@ -380,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   rows = []
   for name in args.models:
     row = bench_model(name, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                      repeats=args.repeats, seed=args.seed)
+                      repeats=args.repeats, seed=args.seed, torch_compile=args.torch_compile)
     print(f"{name}: {row['steps']} steps x {row['repeats']} repeats; seconds lipprune "
           f"{[round(s, 3) for s in row['lipprune_seconds']]}, torch "
           f"{[round(s, 3) for s in row['torch_seconds']]}; final loss lipprune "
@@ -388,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows.append(row)
   print()
   print(common.format_table(rows, TABLE_COLUMNS))
+  if args.torch_compile:
+    print()
+    print(common.format_table(rows, COMPILE_COLUMNS))
+  print(f"\nload average at the end: {common.machine_info()['loadavg_1_5_15']}")
   return 0
 
 

@@ -97,6 +97,15 @@ def best_throughput(examples_per_step: int, steps: int, seconds: Sequence[float]
   return examples_per_step * steps / best
 
 
+def parse_subset(parser, flag: str, text: str, allowed) -> list[str]:
+  """The comma-separated names of ``text``; ``parser.error`` (exit 2) unless a non-empty subset
+  of ``allowed``."""
+  names = [n.strip() for n in text.split(",") if n.strip()]
+  if not names or set(names) - set(allowed):
+    parser.error(f"--{flag}={text!r}: expected a comma-separated subset of {sorted(allowed)}")
+  return names
+
+
 def ratio(numerator: float, denominator: float) -> float:
   """``numerator / denominator``, NaN when the denominator is zero."""
   return numerator / denominator if denominator else float("nan")

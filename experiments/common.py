@@ -32,7 +32,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lipprune.data import loader
-from lipprune.train import io
+from lipprune.train import compilation, io
 
 LOCK_NAME = ".lock"
 
@@ -109,6 +109,7 @@ def start_job(argv) -> tuple:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_library_logs()
   maybe_initialize_distributed()
+  compilation.enable_persistent_cache()  # $LIPPRUNE_COMPILATION_CACHE: a directory, or 'off'
   return flags.FLAGS.config, flags.FLAGS.workdir
 
 

@@ -330,9 +330,7 @@ def test_killed_train_resumes_bit_identical(tmp_path):
   for a, b in zip(jax.tree.leaves(s_ref), jax.tree.leaves(s_got)):
     np.testing.assert_array_equal(a, b)
   problems = _metrics_problems(metrics, "train", ref["steps"], "eval")
-  if problems:  # coordinator: delete these two lines once issue13's loop.py is merged
-    pytest.xfail(f"needs issue13 loop.py metrics trimming: {problems}")
-  assert not problems
+  assert not problems, problems
 
 
 def _prune_config():
@@ -361,6 +359,4 @@ def test_killed_prune_resumes_bit_identical(tmp_path):
     steps = io.read_json(rdir / "result.json")["retrain_steps"]
     problems = _metrics_problems(rdir / "metrics.jsonl", f"seed0/global_magnitude:lr_rewind/round{r}",
                                  steps, "train")
-    if problems:  # coordinator: delete these two lines once issue13's loop.py is merged
-      pytest.xfail(f"needs issue13 loop.py metrics trimming: round {r}: {problems}")
-    assert not problems
+    assert not problems, (r, problems)

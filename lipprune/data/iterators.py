@@ -5,7 +5,10 @@ examples, so a run resumed at step ``s`` sees exactly the batches an uninterrupt
 """
 from __future__ import annotations
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -23,10 +26,22 @@ def epoch_permutation(key: jax.Array, epoch: int, num_examples: int) -> np.ndarr
   return np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), num_examples))
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _epoch_permutations(key: jax.Array, first_epoch, num_epochs: int,
+                        num_examples: int) -> jax.Array:
+  """``epoch_permutation(key, first_epoch + j, num_examples)`` for ``j < num_epochs``, in one
+  program: the same integers (a permutation is integer arithmetic and sorts), one dispatch."""
+  epochs = first_epoch + jnp.arange(num_epochs)
+  return jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), num_examples))(
+      epochs)
+
+
 class BatchSampler:
   """Index batches for step ``s`` of a run: ``sampler.indices(s)`` -> int array (batch_size,).
 
-  Caches one epoch's permutation at a time, so sequential access costs one permutation per epoch.
+  Computes the permutations of a block of consecutive epochs at a time (one device call for up to
+  16 epochs, fewer for large datasets) and keeps the current block, so sequential access costs one
+  call per block.
   """
 
   def __init__(self, key: jax.Array, num_examples: int, batch_size: int):
@@ -34,15 +49,19 @@ class BatchSampler:
     self.num_examples = num_examples
     self.batch_size = batch_size
     self.steps_per_epoch = steps_per_epoch(num_examples, batch_size)
-    self._epoch = -1
-    self._perm = None
+    self.epochs_per_block = max(1, min(16, (1 << 22) // max(num_examples, 1)))
+    self._block = -1
+    self._perms = None
 
   def indices(self, step: int) -> np.ndarray:
     epoch, i = divmod(int(step), self.steps_per_epoch)
-    if epoch != self._epoch:
-      self._perm = epoch_permutation(self.key, epoch, self.num_examples)
-      self._epoch = epoch
-    return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+    block, j = divmod(epoch, self.epochs_per_block)
+    if block != self._block:
+      self._perms = np.asarray(_epoch_permutations(
+          self.key, np.int32(block * self.epochs_per_block), self.epochs_per_block,
+          self.num_examples))
+      self._block = block
+    return self._perms[j, i * self.batch_size:(i + 1) * self.batch_size]
 
   def batch(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
     idx = self.indices(step)

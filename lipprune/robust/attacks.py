@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lipprune.train import chunks
+
 NORMS = ("linf", "l2")
 STARTS = ("uniform", "normal", "none")
 OBJECTIVES = ("ce", "kl", "targeted", "margin")
@@ -108,7 +110,8 @@ def ascent_direction(g: jax.Array, norm: str) -> jax.Array:
 def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, *,
              eps: float, step_size: float, steps: int, norm: str = "linf", start: str = "uniform",
              start_std: float = 1e-3, box: tuple[float, float] | None = (0.0, 1.0),
-             keep_best: bool = False, start_clip: bool = True) -> jax.Array:
+             keep_best: bool = False, start_clip: bool = True,
+             unroll: bool | None = None) -> jax.Array:
   """Projected steepest ascent of a per-example objective over the ``eps``-ball around ``x``.
 
   Args:
@@ -120,6 +123,10 @@ def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: 
     keep_best: return, per example, the iterate with the largest objective seen (x'_0 .. x'_K)
       instead of the last one.
     start_clip: project the starting point onto the ball and the box (see `random_start`).
+    unroll: compile the ``steps`` iterations unrolled instead of as a rolled loop (the same
+      adversarial points; `lipprune.train.chunks.unroll_attack`). ``None``: as measured for this
+      backend and kind of model (``lipprune.train.loop_modes.ATTACK_UNROLL``: convolutional
+      models on XLA:CPU, whose convolutions lose their fast fusions inside a loop body).
 
   Returns:
     Adversarial inputs with the shape of ``x``, inside the ball and the box.
@@ -130,12 +137,14 @@ def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: 
   per_example = lambda z: objective_fn(z)  # noqa: E731
   x0 = random_start(key, x, eps=eps, norm=norm, start=start, start_std=start_std, box=box,
                     start_clip=start_clip)
+  if unroll is None:
+    unroll = chunks.unroll_attack(per_example, x0)
 
   if not keep_best:
     def body(_, z):
       _, g = grad_fn(z)
       return project(z + step_size * ascent_direction(g, norm), x, eps=eps, norm=norm, box=box)
-    return jax.lax.fori_loop(0, steps, body, x0)
+    return jax.lax.fori_loop(0, steps, body, x0, unroll=bool(unroll))
 
   def best_of(z, val, best_z, best_val):
     better = val > best_val
@@ -150,7 +159,7 @@ def maximize(objective_fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: 
     return z, best_z, best_val
 
   init = (x0, x0, jnp.full((x.shape[0],), -jnp.inf, x.dtype))
-  z, best_z, best_val = jax.lax.fori_loop(0, steps, body_best, init)
+  z, best_z, best_val = jax.lax.fori_loop(0, steps, body_best, init, unroll=bool(unroll))
   best_z, _ = best_of(z, per_example(z), best_z, best_val)
   return best_z
 

@@ -6,4 +6,4 @@ from lipprune.train.parallel import make_mesh, replicate, shard_batch
 from lipprune.train.state import TrainState
 from lipprune.train.step import make_eval_step, make_train_step
 from lipprune.train.checkpoint import Checkpointer
-from lipprune.train.loop import NonFiniteLossError, evaluate, train
+from lipprune.train.loop import NonFiniteLossError, evaluate, train, train_seeds

@@ -7,12 +7,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lipprune.train.masking import apply_masks
+from lipprune.train.masking import apply_masks, select_masks
 from lipprune.train.state import TrainState
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, schedule: Callable,
-                    preprocess: Callable | None = None) -> Callable:
+                    preprocess: Callable | None = None, *, fuse_masks: bool = False) -> Callable:
   """Builds ``train_step(state, batch, key) -> (state, metrics)`` (not yet jitted).
 
   Args:
@@ -20,10 +20,17 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, schedul
     tx: a learning-rate-free update direction (lipprune.train.optimizers.direction).
     schedule: learning rate as a function of ``state.step``.
     preprocess: optional ``(batch, key) -> batch`` run on device first (e.g. augmentation).
+    fuse_masks: mask the gradient with a select (``where(m != 0, g, 0 * g)``, the same values as
+      ``g * m``) that XLA fuses into the optimizer update and the gradient norm, instead of a
+      product it writes out as a masked copy of every gradient: the masked step then costs about
+      what the dense one does (bench/bench_step_costs.py). Off by default because on XLA:CPU the
+      different fusion changes which products are contracted into fused multiply-adds, so the
+      floats differ from the default in the last bits (pruned weights stay exactly zero).
 
   Sparsity: with ``state.masks`` set, gradients, optimizer updates and parameters are all masked, so
   pruned weights stay exactly zero whatever the optimizer's momentum, weight decay or Adam moments.
   """
+  mask_grads = select_masks if fuse_masks else apply_masks
 
   def train_step(state: TrainState, batch, key):
     aug_key, loss_key = jax.random.split(key)
@@ -31,7 +38,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, schedul
       batch = preprocess(batch, aug_key)
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, state.model_state, batch, loss_key)
-    grads = apply_masks(grads, state.masks)
+    grads = mask_grads(grads, state.masks)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     lr = schedule(state.step)
     updates = apply_masks(jax.tree.map(lambda u: -lr * u, updates), state.masks)
