@@ -152,13 +152,14 @@ def test_standardization_uses_training_rows_only(name, column):
   assert abs(test.mean()) > 1e-3  # a test-fitted standardization would give exactly 0
 
 
-def test_encode_fits_categories_on_fit_rows_and_rejects_unknown_columns():
+def test_encode_fits_statistics_on_fit_rows_and_rejects_unknown_columns():
   t = tabular.Table(name="toy", columns={"c": np.array(["a", "b", "c", "a"]), "v": np.arange(4.0)},
                     label=np.zeros(4, np.int32), attributes={})
   x, names = tabular.encode(t, fit_rows=[0, 1])
-  assert names == ["c=a", "c=b", "v"]
-  np.testing.assert_array_equal(x[2, :2], [0, 0])  # 'c' unseen in the fit rows
-  np.testing.assert_allclose(x[:, 2], (np.arange(4) - 0.5) / 0.5)
+  # Categories are the table's schema (the same columns for every split); statistics are fitted.
+  assert names == ["c=a", "c=b", "c=c", "v"]
+  np.testing.assert_array_equal(x[2, :3], [0, 0, 1])
+  np.testing.assert_allclose(x[:, 3], (np.arange(4) - 0.5) / 0.5)
   with pytest.raises(ValueError, match=r"drop=\['w'\].*not feature columns.*\['c', 'v'\]"):
     tabular.encode(t, drop=("w",))
   with pytest.raises(ValueError, match=r"drop_features=\['colour'\] for compas"):

@@ -33,7 +33,7 @@ Datasets:
 * ``adult``: UCI Adult. ``'train'`` = adult.data (32,561 rows), ``'test'`` = adult.test (16,281
   rows; its first comment line skipped, the trailing '.' of labels stripped), ``'all'`` = both. Six
   numeric columns standardized with adult.data statistics, eight categorical columns one-hot over the
-  categories seen in adult.data (``'?'`` is a category). Label: income ``>50K``. Protected:
+  categories present in the files read (``'?'`` is a category). Label: income ``>50K``. Protected:
   ``protected='sex'`` (default: Female) or ``'race'`` (not White).
 * ``german``: UCI Statlog German credit (1,000 rows, 7 numeric + 13 categorical attributes). Label:
   1 = good credit (the favourable outcome), 0 = bad. Protected: ``protected='age'`` (default:
@@ -201,7 +201,7 @@ class Table:
       (COMPAS: ``race, sex, age_cat, decile_score, score_text``; Adult: ``sex, race, part``;
       German: ``age, personal_status``).
     categories: declared category lists of categorical columns (COMPAS); a categorical column not
-      listed here takes the sorted values seen in the fitting rows.
+      listed here takes the sorted values present in the table.
   """
 
   name: str
@@ -223,10 +223,11 @@ def encode(table: Table, fit_rows=None, drop=()) -> tuple[np.ndarray, list[str]]
   """Features ``(x float32 (n, D), names)`` of every row of ``table``.
 
   Numeric columns are standardized with the mean and standard deviation of the ``fit_rows`` (an
-  index array or boolean mask; all rows when None) and categorical columns are one-hot over the
-  declared categories or, if none are declared, the sorted values seen in ``fit_rows`` (a value
-  unseen there encodes as all zeros). Fitting on the training rows only keeps test rows from
-  leaking into the preprocessing. ``drop`` names source columns to leave out (e.g. ``('race',)``).
+  index array or boolean mask; all rows when None): fitting on the training rows only keeps test
+  rows from leaking into the preprocessing. Categorical columns are one-hot over the declared
+  categories or, if none are declared, the sorted values present in the table (the file's schema,
+  not a statistic: every split of one table then has the same columns). ``drop`` names source
+  columns to leave out (e.g. ``('race',)``).
   """
   unknown = sorted(set(drop) - set(table.columns))
   if unknown:
@@ -245,7 +246,7 @@ def encode(table: Table, fit_rows=None, drop=()) -> tuple[np.ndarray, list[str]]
       feats.append(_standardize(values, values[fit].mean(), values[fit].std()))
       names.append(column)
     else:
-      cats = table.categories.get(column) or sorted(set(values[fit].tolist()))
+      cats = table.categories.get(column) or sorted(set(values.tolist()))
       feats.append(_one_hot(values, cats))
       names += [f"{column}={c}" for c in cats]
   return np.concatenate(feats, 1), names

@@ -95,8 +95,9 @@ def _auc(w, score, label, rows):
   return _div(wins, pos.sum(1) * neg.sum(1))
 
 
-def group_metrics(score, label, groups: dict, *, threshold, weights=None) -> dict:
-  """``{metric: (R, G)}`` for every metric in ``METRICS`` and group in ``groups`` (in order)."""
+def group_metrics(score, label, groups: dict, *, threshold, weights=None, auc: bool = True) -> dict:
+  """``{metric: (R, G)}`` for every metric in ``METRICS`` and group in ``groups`` (in order);
+  ``auc=False`` skips the AUC (NaN), the one metric that needs a sort per group."""
   validate(score, label, groups, threshold, weights)
   score = np.asarray(score, np.float64)
   label = np.asarray(label).astype(np.float64)
@@ -112,7 +113,8 @@ def group_metrics(score, label, groups: dict, *, threshold, weights=None) -> dic
          "npv": _div(tn, tn + fn), "accuracy": _div(tp + tn, size),
          "score_mean_neg": _div(count(score * (1 - label)), fp + tn),
          "score_mean_pos": _div(count(score * label), tp + fn)}
-  out["auc"] = np.stack([_auc(w, score, label, np.flatnonzero(m)) for m in groups.values()], 1)
+  out["auc"] = (np.stack([_auc(w, score, label, np.flatnonzero(m)) for m in groups.values()], 1) if auc
+                else np.full(size.shape, np.nan))
   return {k: out[k] for k in METRICS}
 
 
@@ -146,7 +148,7 @@ def threshold_curves(score, label, groups: dict, thresholds, *, weights=None) ->
   """``{'fpr', 'fnr', 'selection_rate'}``, each (R, G, T): the rates when ``pred = score >= t``
   for each cut-off ``t`` in ``thresholds``."""
   validate(score, label, groups, weights=weights, need_threshold=False)
-  per_t = [group_metrics(score, label, groups, threshold=t, weights=weights) for t in thresholds]
+  per_t = [group_metrics(score, label, groups, threshold=t, weights=weights, auc=False) for t in thresholds]
   return {k: np.stack([m[k] for m in per_t], -1) for k in ("fpr", "fnr", "selection_rate")}
 
 
