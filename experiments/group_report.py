@@ -449,6 +449,12 @@ def _plots(config, rep, workdir):
   i, j = names.index(pair[0]), names.index(pair[1])
   prefix = _prefix(config)
   rows = rep["rows"]
+
+  def finish(fig, title, filename):
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, os.path.join(workdir, filename))
+
   err = lambda s, idx: [[s["estimate"][idx] - s["low"][idx]], [s["high"][idx] - s["estimate"][idx]]]
 
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
@@ -462,9 +468,7 @@ def _plots(config, rep, workdir):
     ax.set_ylabel(f"{METRIC_NAMES[metric]} (share, 0-1)")
     ax.set_title(f"{METRIC_NAMES[metric]}: plain = {pair[0]}, hatched = {pair[1]}", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-  fig.suptitle(f"Error rates with 95 % intervals; positive class: {pos}", fontsize=11)
-  fig.tight_layout()
-  save_figure(fig, os.path.join(workdir, f"{prefix}_error_rates.png"))
+  finish(fig, f"Error rates with 95 % intervals; positive class: {pos}", f"{prefix}_error_rates.png")
 
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
   for ax, row in zip(axes, rows[:2]):
@@ -486,9 +490,8 @@ def _plots(config, rep, workdir):
     ax.set_title(f"{labels[row]} (dotted line: operating point)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  fig.suptitle(f"FPR (solid) and FNR (dashed) as the cut-off moves; positive class: {pos}", fontsize=11)
-  fig.tight_layout()
-  save_figure(fig, os.path.join(workdir, f"{prefix}_thresholds.png"))
+  finish(fig, f"FPR (solid) and FNR (dashed) as the cut-off moves; positive class: {pos}",
+         f"{prefix}_thresholds.png")
 
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
   for ax, row in zip(axes, rows[:2]):
@@ -507,9 +510,7 @@ def _plots(config, rep, workdir):
     ax.set_title(labels[row], fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.suptitle(f"Calibration by group with 95 % intervals; positive class: {pos}", fontsize=11)
-  fig.tight_layout()
-  save_figure(fig, os.path.join(workdir, f"{prefix}_calibration.png"))
+  finish(fig, f"Calibration by group with 95 % intervals; positive class: {pos}", f"{prefix}_calibration.png")
 
   betas = np.asarray(config.report.label_bias_betas, float)
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -526,10 +527,8 @@ def _plots(config, rep, workdir):
     ax.set_ylabel(f"{metric if metric == 'accuracy' else METRIC_NAMES[metric]} vs de-biased labels (0-1)")
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize=6)
-  fig.suptitle(f"Scored against labels freed of label bias beta (solid {pair[0]}, dashed {pair[1]}); "
-               f"positive class: {pos}", fontsize=10)
-  fig.tight_layout()
-  save_figure(fig, os.path.join(workdir, f"{prefix}_label_bias.png"))
+  finish(fig, f"Scored against labels freed of label bias beta (solid {pair[0]}, dashed {pair[1]}); "
+         f"positive class: {pos}", f"{prefix}_label_bias.png")
 
 
 def _csv_rows(config, rep):
