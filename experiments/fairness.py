@@ -25,9 +25,11 @@ prediction (not flagged), ``sr_g*`` the share flagged.
 Workdir: ``config.json``; ``settings/<beta>_<sigma>_<eta>.json`` (per-data-set metrics and
 convergence record of every model; written atomically; a rerun skips settings already there, and
 sweeps share settings); ``tables/<sweep>.csv`` (mean, standard error and the count of undefined
-(NaN) values over data sets, and the largest final gradient norm); ``plots/<sweep>.png``; on real
-data the group report of `experiments.group_report` (``court_report.md`` on COMPAS,
-``group_report.md`` on Adult and German). Rerunning a finished workdir rewrites nothing.
+(NaN) values over data sets, the largest final gradient norm, and what selection bias did: the
+share of favourable labels among the protected training rows and the rows kept);
+``plots/<sweep>.png``; on real data the group report of `experiments.group_report`
+(``court_report.md`` on COMPAS, ``group_report.md`` on Adult and German). Rerunning a finished
+workdir rewrites nothing.
 """
 from __future__ import annotations
 
@@ -149,6 +151,7 @@ def make_synthetic_runner(config):
     d = synthetic.generate(k_data, gcfg, beta=beta, sigma=sigma)
     res = training.fit_and_evaluate(k_train, model, _as_split(d["train"]), _as_split(d["unlabeled"]),
                                     {"test": _as_split(d["test"])}, eta=eta, cfg=tcfg, methods=methods)
+    res["data"] = training_set_record(_as_split(d["train"]), 1)
     return res, d["pool_ok"]
 
   run = jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
@@ -177,6 +180,16 @@ def balanced_test_mask(z: np.ndarray, group: np.ndarray, seed: int) -> np.ndarra
   drop = rng.permutation(pos)[k:]
   mask[drop] = 0.0
   return mask
+
+
+def training_set_record(train, favorable) -> dict:
+  """What the biases did to a training set: the share of favourable clean labels among the
+  (selected) protected rows, and the number of rows selected."""
+  weight = train.get("mask")
+  fav = (train["z"] == favorable).astype(jnp.int32)
+  n = train["z"].shape[0] if weight is None else jnp.sum(weight)
+  return {"protected_favourable_share": bias.protected_positive_share(fav, train["group"], weight),
+          "selected_rows": jnp.asarray(n, jnp.float32)}
 
 
 def read_table(config) -> tabular.Table:
@@ -228,8 +241,10 @@ def make_real_runner(config, splits):
     y_te = bias.label_bias(k_test_bias, te["z"], te["group"], beta, favorable=fav)
     test = {"x": te["x"], "y": y_te, "z": te["z"], "group": te["group"]}
     tests = {"test": test, "test_balanced": {**test, "mask": te["balanced_mask"]}}
-    return training.fit_and_evaluate(k_train, model, train, {"x": un["x"], "group": un["group"]},
-                                     tests, eta=eta, cfg=tcfg, methods=methods, favorable=fav)
+    res = training.fit_and_evaluate(k_train, model, train, {"x": un["x"], "group": un["group"]},
+                                    tests, eta=eta, cfg=tcfg, methods=methods, favorable=fav)
+    res["data"] = training_set_record(train, fav)
+    return res
 
   run = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None)))
   keys = jax.random.split(jax.random.key(config.seed), config.num_datasets)
@@ -274,9 +289,10 @@ def sweep_table(config, sweep, items, results) -> list[dict]:
   rows = []
   for value, setting in items:
     res = results[setting_name(*setting)]
+    data = {k: summary(v)["mean"] for k, v in res["data"].items()}
     for method in config.methods:
       conv = {"grad_norm_max": float(np.max(res[method]["grad_norm"])),
-              "iterations_mean": float(np.mean(res[method]["iterations"]))}
+              "iterations_mean": float(np.mean(res[method]["iterations"])), **data}
       for test_name, m in res[method].items():
         if test_name in CONVERGENCE:
           continue
