@@ -27,6 +27,7 @@ convergence record of every model; written atomically; a rerun skips settings al
 sweeps share settings); ``tables/<sweep>.csv`` (mean, standard error and the count of undefined
 (NaN) values over data sets, the largest final gradient norm, and what selection bias did: the
 share of favourable labels among the protected training rows and the rows kept);
+``tables/<sweep>_paired.csv`` (each model minus the baseline on the same data sets);
 ``plots/<sweep>.png``; on real data the group report of `experiments.group_report`
 (``court_report.md`` on COMPAS, ``group_report.md`` on Adult and German). Rerunning a finished
 workdir rewrites nothing.
@@ -305,13 +306,41 @@ def sweep_table(config, sweep, items, results) -> list[dict]:
   return rows
 
 
+PAIRED_METRICS = ("f1_y", "f1_z", "accuracy_z", "di")
+
+
+def paired_table(config, sweep, items, results) -> list[dict]:
+  """Each model minus the baseline on the same data set (the settings share data sets): mean,
+  standard error and on how many data sets the difference is positive."""
+  rows = []
+  for value, setting in items:
+    res = results[setting_name(*setting)]
+    for method in config.methods:
+      if method == "baseline" or "baseline" not in config.methods:
+        continue
+      for test_name in res[method]:
+        if test_name in CONVERGENCE:
+          continue
+        row = {"sweep": sweep, sweep: value, "method": method, "test": test_name}
+        for k in PAIRED_METRICS:
+          diff = np.asarray(res[method][test_name][k], np.float64) - np.asarray(res["baseline"][test_name][k])
+          s = summary(diff)
+          row[k + "_diff"], row[k + "_diff_se"], row[k + "_diff_undefined"] = s["mean"], s["se"], s["undefined"]
+          row[k + "_diff_positive"] = int(np.sum(diff > 0))
+        rows.append(row)
+  return rows
+
+
 def _outputs(sweeps):
-  return [os.path.join("tables", f"{s}.csv") for s in sweeps] + [os.path.join("plots", f"{s}.png") for s in sweeps]
+  return [os.path.join("tables", f"{s}{suffix}.csv") for s in sweeps for suffix in ("", "_paired")] + [
+      os.path.join("plots", f"{s}.png") for s in sweeps]
 
 
 def write_tables_and_plots(workdir, config, sweeps, results):
   for sweep, items in sweeps.items():
     io.write_csv(os.path.join(workdir, "tables", f"{sweep}.csv"), sweep_table(config, sweep, items, results))
+    io.write_csv(os.path.join(workdir, "tables", f"{sweep}_paired.csv"),
+                 paired_table(config, sweep, items, results))
     _plot(os.path.join(workdir, "plots", f"{sweep}.png"), config, sweep, items, results)
 
 

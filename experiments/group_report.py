@@ -188,7 +188,7 @@ def _summarize(points: list, reps: list) -> dict:
     estimate = np.nanmean(point, 0)
     spread = np.nanstd(point, 0, ddof=1) if len(point) > 1 else np.full(point.shape[1:], np.nan)
   return {"estimate": estimate, "low": iv["low"], "high": iv["high"],
-          "undefined": iv["undefined"] + np.sum(np.isnan(point), 0), "replicates": int(rep.shape[0]),
+          "undefined": iv["undefined"], "replicates": int(rep.shape[0]),
           "split_std": spread}
 
 

@@ -42,7 +42,7 @@ def _data(*files):
 
 def test_synthetic_sweeps_write_tables_plots_and_rerun_changes_nothing(tmp_path, monkeypatch):
   c = _tiny(fairness_synthetic.get_config())
-  c.methods = ("semisupervised",)
+  c.methods = ("baseline", "semisupervised")
   c.generator.n_test = 100
   c.generator.n_unlabeled = 200
   wd = str(tmp_path / "run")
@@ -54,10 +54,17 @@ def test_synthetic_sweeps_write_tables_plots_and_rerun_changes_nothing(tmp_path,
   for sweep in ("eta", "beta", "sigma"):
     assert os.path.getsize(os.path.join(wd, "plots", f"{sweep}.png")) > 1000
     rows = open(os.path.join(wd, "tables", f"{sweep}.csv")).read().splitlines()
-    assert len(rows) == 1 + 2 and "f1_z_se" in rows[0] and "di_undefined" in rows[0]
+    assert len(rows) == 1 + 2 * 2 and "f1_z_se" in rows[0] and "di_undefined" in rows[0]
     assert "grad_norm_max" in rows[0]
   one = io.read_json(os.path.join(wd, "settings", "beta=0.2_sigma=1_eta=10.json"))
   assert len(one["semisupervised"]["test"]["f1_y"]) == 2
+  # The paired table: each model minus the baseline on the same data sets.
+  paired = open(os.path.join(wd, "tables", "beta_paired.csv")).read().splitlines()
+  assert len(paired) == 1 + 2 and "f1_z_diff_positive" in paired[0]
+  last = dict(zip(paired[0].split(","), paired[-1].split(",")))
+  diff = np.subtract(*(io.read_json(os.path.join(wd, "settings", "beta=0.2_sigma=1_eta=10.json"))[m]["test"]["f1_z"]
+                       for m in ("semisupervised", "baseline")))
+  assert float(last["f1_z_diff"]) == pytest.approx(diff.mean()) and int(last["f1_z_diff_positive"]) == (diff > 0).sum()
   assert max(one["semisupervised"]["grad_norm"]) < c.train.tol or max(one["semisupervised"]["iterations"]) == 50
   # With beta = 0 the observed labels are the clean ones.
   zero = io.read_json(os.path.join(wd, "settings", "beta=0_sigma=1_eta=10.json"))
