@@ -323,7 +323,8 @@ def paired_table(config, sweep, items, results) -> list[dict]:
           continue
         row = {"sweep": sweep, sweep: value, "method": method, "test": test_name}
         for k in PAIRED_METRICS:
-          diff = np.asarray(res[method][test_name][k], np.float64) - np.asarray(res["baseline"][test_name][k])
+          diff = (np.asarray(res[method][test_name][k], np.float64)
+                  - np.asarray(res["baseline"][test_name][k], np.float64))  # NaN is stored as "nan"
           s = summary(diff)
           row[k + "_diff"], row[k + "_diff_se"], row[k + "_diff_undefined"] = s["mean"], s["se"], s["undefined"]
           row[k + "_diff_positive"] = int(np.sum(diff > 0))
