@@ -315,7 +315,7 @@ def markdown(config, rep) -> str:
           if court else "") + " '(k of R undefined)' counts replicates where a rate had an empty "
       "denominator (never dropped silently).", "",
       f"Models: logistic regression fitted to convergence (L-BFGS, L2 = {config.train.l2}; largest "
-      "final gradient norm per row: " + ", ".join(f"{k} {v:.1e}" for k, v in rep["grad_norm_max"].items())
+      "final gradient norm per row: " + ", ".join(f"{k} {v:.2e}" for k, v in rep["grad_norm_max"].items())
       + f"), trained on the recorded labels; fair models with eta = {config.fixed_eta}; a person is "
       f"{flagged} when P({pos}) >= {r.threshold}.", ""]
   lines += [f"## The pair: {pair[0]} vs {pair[1]} (positive class: {pos})", "",
@@ -422,11 +422,10 @@ def _label_bias_section(config, rep, i, j):
   names, labels, pos = rep["groups"], row_labels(config), _positive(config)
   fav = _favorable(config)
   betas = list(config.report.label_bias_betas)
-  protected_name = tabular.PROTECTED[config.dataset][0] if not config.protected else config.protected
   lines = [f"## If the recorded labels are biased (positive class: {pos})", "",
-           f"Wick et al.'s label bias: with probability beta a protected ({protected_name}) person's "
-           f"label was recorded as the unfavourable outcome and anyone else's as the favourable one "
-           f"(favourable = label {fav}). The rows below re-score each row's predictions against "
+           f"Wick et al.'s label bias: with probability beta the label of a person in the protected "
+           f"group ({names[i]}) was recorded as the unfavourable outcome and anyone else's as the "
+           f"favourable one (favourable = label {fav}). The rows below re-score each row's predictions against "
            "labels freed of that bias (expected counts, `lipprune.fairness.groups.debiased_counts`); "
            "beta = 0 is the recorded labels. n/a: the recorded labels hold fewer biased labels than "
            "beta implies.", "", f"![label bias]({_prefix(config)}_label_bias.png)", ""]
