@@ -46,7 +46,7 @@ from experiments import group_report
 from lipprune import models
 from lipprune.data import tabular
 from lipprune.fairness import bias, losses, synthetic, training
-from lipprune.train import io
+from lipprune.train import io, optimizers
 
 common.define_job_flags()
 
@@ -80,6 +80,7 @@ def validate_config(config) -> None:
   t = config.train
   common.validate_choice("train.penalty", t.penalty, losses.PENALTIES)
   common.validate_choice("train.solver", t.solver, training.SOLVERS)
+  common.validate_choice("train.optimizer", t.optimizer, optimizers.OPTIMIZERS)
   if t.penalty != "dp" and "semisupervised" in config.methods:
     raise ValueError("config.train.penalty='eodds' needs labels; drop 'semisupervised' from "
                      "config.methods or use penalty='dp'")

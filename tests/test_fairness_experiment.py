@@ -202,3 +202,17 @@ def test_compas_needs_data_dir(tmp_path):
   c = fairness_compas.get_config()
   with pytest.raises(ValueError, match="config.data_dir"):
     job.run(c, str(tmp_path / "x"))
+
+
+def test_configs_pin_the_papers_values():
+  """Wick et al. 2019: appendix A.2 (generator), section 5.2 (sigma sweep at beta = 0.2, sigma up to
+  8), appendix A.3 (COMPAS: race African-American or not, 40/40/20 splits)."""
+  c = fairness_synthetic.get_config()
+  g = c.generator
+  assert (g.num_features, g.alpha, g.n_train, g.n_test, g.n_unlabeled) == (20, 0.5, 200, 1000, 10000)
+  assert g.selection == "paper" and c.num_datasets == 10
+  assert c.sigma_sweep_beta == 0.2 and max(c.sigma_values) == 8.0 and min(c.sigma_values) == 1.0
+  assert c.methods == ("baseline", "oracle", "reweighing", "inprocessing", "semisupervised")
+  compas = fairness_compas.get_config()
+  assert compas.protected == "race" and tuple(compas.fractions) == (0.4, 0.4, 0.2)
+  assert compas.report.blind_features == ("race",) and compas.report.splits >= 10
