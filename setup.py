@@ -26,7 +26,9 @@ setuptools.setup(
     ],
     extras_require={
         "tf": ["tensorflow-cpu>=2.16"],
-        "dev": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        # fairlearn: a test-only cross-check of lipprune.fairness's metrics (MetricFrame).
+        "dev": ["pytest>=8", "hypothesis>=6.100", "fairlearn>=0.15", "nbclient>=0.10", "nbformat>=5.9",
+                "ipykernel>=6.29"],
         "bench": ["torch>=2.4"],
     },
 )

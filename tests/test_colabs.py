@@ -175,15 +175,15 @@ def test_fairness_notebook(tmp_path, monkeypatch):
     assert "Skipping the COMPAS part" in cells
     return
   assert compas is not None, cells
-  assert set(compas) == {"baseline", "reweighing", "inprocessing"}
+  assert set(compas) == {"compas_score", "baseline", "baseline_blind", "reweighing", "inprocessing"}
   for m, r in compas.items():
-    for k in ("accuracy", "fpr_african_american", "fpr_other", "fnr_african_american",
-              "fnr_other"):
-      assert 0.0 <= r[k] <= 1.0, (m, k)
-    assert 0.55 < r["accuracy"] < 0.8, m  # COMPAS-like features predict recidivism modestly
-  # ProPublica's finding, reproduced by the unconstrained model: non-reoffending African-American
-  # defendants are flagged more often, reoffending others are missed more often.
-  b = compas["baseline"]
-  assert b["fpr_african_american"] > b["fpr_other"]
-  assert b["fnr_other"] > b["fnr_african_american"]
+    for k in ("accuracy", "fpr", "fnr"):
+      for g in ("african_american", "caucasian"):
+        assert 0.0 <= r[f"{k}_{g}"] <= 1.0, (m, k, g)
+    assert 0.55 < r["accuracy_african_american"] < 0.8, m  # recidivism is predicted modestly
+  # ProPublica's finding, in the tool and in the unconstrained model: non-reoffending African-American
+  # defendants are flagged more often, reoffending Caucasian defendants are missed more often.
+  for m in ("compas_score", "baseline"):
+    assert compas[m]["fpr_african_american"] > compas[m]["fpr_caucasian"], m
+    assert compas[m]["fnr_caucasian"] > compas[m]["fnr_african_american"], m
   assert _images(nb) >= 2

@@ -16,18 +16,47 @@ import lipprune.robust.models  # noqa: F401  (registers yang_cnn1)
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("name,shape", [("mlp", (1, 28, 28, 1)), ("lenet5", (1, 28, 28, 1)),
-                                        ("yang_cnn1", (1, 28, 28, 1))])
-def test_compiled_init_equals_op_by_op_init(name, shape):
-  model = models.create(name, 10)
+@pytest.mark.parametrize("kernel_init", ["he_normal", "glorot_normal"])
+@pytest.mark.parametrize("name,shape", [("mlp", (1, 28, 28, 1)), ("lenet5", (1, 28, 28, 1))])
+def test_compiled_init_equals_op_by_op_init(name, shape, kernel_init):
+  model = models.create(name, 10, kernel_init=kernel_init)
   x = np.zeros(shape, np.float32)
   with jax.disable_jit():  # every initializer op by op, as Model.init ran before
     want = model.init(jax.random.key(7), x)
   got = model.init(jax.random.key(7), x)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    if kernel_init == "he_normal":  # Gaussian draws: bit-identical
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    else:  # truncated normal: the inverse erf's polynomial fuses differently, last bits only
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=2e-7)
+  again = model.init(jax.random.key(7), x)  # and the compiled init is deterministic
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(again), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Equal models (one per seed of a study) share one compiled init.
-  assert models.create(name, 10) == model
+  assert models.create(name, 10, kernel_init=kernel_init) == model
+
+
+def test_compiled_init_of_a_robust_model_equals_op_by_op_init():
+  model = models.create("yang_cnn1", 10)
+  x = np.zeros((1, 28, 28, 1), np.float32)
+  with jax.disable_jit():
+    want = model.init(jax.random.key(7), x)
+  got = model.init(jax.random.key(7), x)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_init_inside_a_callers_jit_and_vmap():
+  """Model.init traced into a caller's program (the fairness job vmaps fits over data sets) gives
+  the parameters of a direct call, per key."""
+  model = models.create("mlp", 2, hidden=(8,))
+  x = np.zeros((1, 5), np.float32)
+  keys = jax.random.split(jax.random.key(3), 3)
+  got = jax.jit(jax.vmap(lambda k: model.init(k, x)[0]))(keys)
+  for i in range(3):
+    want = model.init(keys[i], x)[0]
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b)[i], rtol=1e-6, atol=1e-7)
 
 
 def test_cache_directory_from_the_environment(tmp_path, monkeypatch):

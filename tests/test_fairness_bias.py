@@ -93,7 +93,7 @@ def test_generator_shapes_determinism_and_independence():
 
 
 def test_generator_biases_under_vmap_with_traced_parameters():
-  cfg = synthetic.GeneratorConfig(n_test=10, n_unlabeled=10)
+  cfg = synthetic.GeneratorConfig(n_test=10, n_unlabeled=10, selection="subsample")
   keys = jax.random.split(jax.random.key(1), 50)
   gen = jax.jit(jax.vmap(lambda k, b, s: synthetic.generate(k, cfg, beta=b, sigma=s), (0, None, None)))
   base = gen(keys, 0.0, 1.0)["train"]
@@ -115,3 +115,42 @@ def test_generator_biases_under_vmap_with_traced_parameters():
 def test_generator_config_validation():
   with pytest.raises(ValueError, match="selection"):
     synthetic.GeneratorConfig(selection="drop")
+
+
+@pytest.mark.parametrize("favorable", [1, 0])
+@pytest.mark.parametrize("sigma", [2.0, 8.0])
+def test_paper_selection_divides_protected_favourable_rate_by_sigma(sigma, favorable):
+  rho, z = _population(jax.random.key(9), r=0.6)
+  fav = z == favorable
+  p = fav[rho == 1].mean()
+  keep = np.asarray(bias.selection_paper_keep_mask(jax.random.key(10), z, rho, sigma, favorable=favorable))
+  target = (rho == 1) & fav
+  assert np.all(keep[~target])
+  assert abs(keep[target].mean() - 1 / sigma) < _se(1 / sigma, target.sum())
+  kept_prot = keep & (rho == 1)
+  want = bias.selected_share(p, sigma)
+  assert abs(fav[kept_prot].mean() - want) < _se(want, kept_prot.sum())
+  rho2 = np.asarray(bias.selection_paper_assign(jax.random.key(11), z, rho, sigma, favorable=favorable))
+  # P(rho = 1 | z = f) is divided by sigma; P(rho = 1 | z != f) is unchanged.
+  a = rho[fav].mean()
+  assert abs(rho2[fav].mean() - a / sigma) < _se(a / sigma, fav.sum())
+  np.testing.assert_array_equal(rho2[~fav], rho[~fav])
+  assert abs(fav[rho2 == 1].mean() - want) < _se(want, (rho2 == 1).sum())
+
+
+def test_selected_share_at_sigma_2_4_8():
+  np.testing.assert_allclose([bias.selected_share(0.5, s) for s in (2, 4, 8)], [1 / 3, 1 / 5, 1 / 9])
+  np.testing.assert_allclose([bias.selected_share(0.5, s, "share") for s in (2, 4, 8)],
+                             [0.25, 0.125, 0.0625])
+  with pytest.raises(ValueError, match="definition='both'"):
+    bias.selected_share(0.5, 2, "both")
+
+
+def test_generator_paper_selection_default():
+  cfg = synthetic.GeneratorConfig(n_train=400, n_test=10, n_unlabeled=10)
+  assert cfg.selection == "paper"
+  keys = jax.random.split(jax.random.key(2), 100)
+  tr = jax.vmap(lambda k: synthetic.generate(k, cfg, sigma=4.0)["train"])(keys)
+  z, rho = np.asarray(tr["z"]).ravel(), np.asarray(tr["rho"]).ravel()
+  assert abs(rho[z == 1].mean() - 0.5 / 4) < _se(0.125, (z == 1).sum())
+  assert abs(rho[z == 0].mean() - 0.5) < _se(0.5, (z == 0).sum())

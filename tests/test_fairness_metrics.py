@@ -110,3 +110,46 @@ def test_reweighing_makes_label_independent_of_group():
   # Weight of one cell by hand: P(g=1) P(y=1) / P(g=1, y=1).
   i = np.flatnonzero((g == 1) & (y == 1))[0]
   np.testing.assert_allclose(w[i], (g == 1).mean() * y.mean() / ((g == 1) & (y == 1)).mean(), rtol=1e-5)
+
+
+def test_inputs_are_validated_outside_jit_and_nan_inside():
+  p = np.array([0.9, 0.2, 0.6, 0.4])
+  y = np.array([1, 0, 0, 1])
+  g = np.array([0, 0, 1, 1])
+  with pytest.raises(ValueError, match=r"pred must hold values in \[0, 1\].*threshold="):
+    metrics.accuracy(p, y)
+  np.testing.assert_allclose(metrics.accuracy(p, y, threshold=0.5), 0.5)
+  with pytest.raises(ValueError, match=r"group must hold values in \[0, 1\]; got 2 other"):
+    metrics.group_rates(PRED[:4], y, np.array([1, 2, 2, 1]))
+  with pytest.raises(ValueError, match=r"equal shapes.*'pred': \(4,\).*'label': \(3,\)"):
+    metrics.accuracy(PRED[:4], y[:3])
+  with pytest.raises(ValueError, match="label must hold"):
+    metrics.evaluate(PRED[:4], y, g, z=np.array([0, 1, 2, 0]))
+  with pytest.raises(ValueError, match="mask must hold non-negative"):
+    metrics.evaluate(PRED[:4], y, g, mask=np.array([1, -1, 1, 1]))
+  # Under jit the values are unknown when tracing: an invalid input makes every metric NaN.
+  out = jax.jit(metrics.evaluate)(jnp.asarray(p), y, g)
+  assert all(np.isnan(v) for v in out.values())
+  out = jax.jit(metrics.evaluate)(PRED[:4], y, jnp.array([1, 2, 2, 1]))
+  assert all(np.isnan(v) for v in out.values())
+  good = jax.jit(metrics.evaluate)(PRED[:4], y, g)
+  np.testing.assert_allclose(good["accuracy_y"], metrics.accuracy(PRED[:4], y))
+
+
+def test_disparate_impact_of_the_favourable_outcome():
+  # Selection rates [3/5, 2/5]; with favourable 0 the rates of pred == 0 are [2/5, 3/5].
+  np.testing.assert_allclose(metrics.disparate_impact(PRED, GROUP), 2 / 3, rtol=1e-6)
+  np.testing.assert_allclose(metrics.disparate_impact(PRED, GROUP, favorable=0), 3 / 2, rtol=1e-6)
+  np.testing.assert_allclose(metrics.evaluate(PRED, Y, GROUP, favorable=0)["di"], 3 / 2, rtol=1e-6)
+  with pytest.raises(ValueError, match="favorable=2"):
+    metrics.disparate_impact(PRED, GROUP, favorable=2)
+
+
+def test_bootstrap_counts_undefined_replicates():
+  # Group 1 has a single row: resamples without it leave its rate undefined (NaN).
+  g = np.array([0] * 19 + [1])
+  p = np.ones(20, int)
+  stat = lambda a: {"sr1": metrics.selection_rates(a["p"], a["g"])[1]}
+  ci = metrics.bootstrap_ci(jax.random.key(0), stat, {"p": p, "g": g}, num_resamples=300)["sr1"]
+  # P(row 20 absent from a resample) = (19/20)**20 = 0.358.
+  assert abs(ci["undefined"] / 300 - 0.358) < 0.1 and ci["low"] == ci["high"] == 1.0

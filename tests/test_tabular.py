@@ -115,3 +115,52 @@ def test_bad_arguments_fail_before_any_file_is_read(tmp_path):
     tabular.load("german", protected="height", data_dir=empty)
   with pytest.raises(ValueError, match=r"protected='sex' for compas"):
     tabular.load("compas", protected="sex", data_dir=empty)
+
+
+def test_compas_keeps_the_score_and_attributes_like_pandas():
+  _need("compas-scores-two-years.csv")
+  pd = pytest.importorskip("pandas")
+  d = pd.read_csv(SHARED / "compas-scores-two-years.csv")
+  d = d[d.days_b_screening_arrest.between(-30, 30) & (d.is_recid != -1) & (d.c_charge_degree != "O")
+        & (d.score_text != "N/A")]
+  t = tabular.read("compas", data_dir=SHARED)
+  assert len(t) == len(d) == 6172
+  np.testing.assert_array_equal(t.attributes["decile_score"], d.decile_score.to_numpy())
+  np.testing.assert_array_equal(t.attributes["race"], d.race.to_numpy())
+  np.testing.assert_array_equal(t.label, d.two_year_recid.to_numpy())
+  np.testing.assert_array_equal(t.columns["priors_count"], d.priors_count.to_numpy())
+  x, names = tabular.encode(t, drop=("race",))
+  assert x.shape == (6172, 8) and not any(n.startswith("race=") for n in names)
+  assert tabular.load("compas", "test", data_dir=SHARED, drop_features=("race",)).x.shape[1] == 8
+
+
+@pytest.mark.parametrize("name,column", [("compas", "priors_count"), ("german", "credit_amount")])
+def test_standardization_uses_training_rows_only(name, column):
+  _need("compas-scores-two-years.csv", "german.data")
+  t = tabular.read(name, data_dir=SHARED)
+  parts = tabular.partition(len(t), seed=5)
+  raw = t.columns[column]
+  mean, std = raw[parts["train"]].mean(), raw[parts["train"]].std()
+  names = tabular.encode(t)[1]
+  j = names.index(column)
+  for split in ("train", "test"):
+    ds = tabular.load(name, split, data_dir=SHARED, seed=5)
+    np.testing.assert_allclose(ds.x[:, j], (raw[parts[split]] - mean) / std, rtol=1e-5, atol=1e-6)
+  train = tabular.load(name, "train", data_dir=SHARED, seed=5).x[:, j]
+  test = tabular.load(name, "test", data_dir=SHARED, seed=5).x[:, j]
+  np.testing.assert_allclose([train.mean(), train.std()], [0, 1], atol=1e-4)
+  assert abs(test.mean()) > 1e-3  # a test-fitted standardization would give exactly 0
+
+
+def test_encode_fits_statistics_on_fit_rows_and_rejects_unknown_columns():
+  t = tabular.Table(name="toy", columns={"c": np.array(["a", "b", "c", "a"]), "v": np.arange(4.0)},
+                    label=np.zeros(4, np.int32), attributes={})
+  x, names = tabular.encode(t, fit_rows=[0, 1])
+  # Categories are the table's schema (the same columns for every split); statistics are fitted.
+  assert names == ["c=a", "c=b", "c=c", "v"]
+  np.testing.assert_array_equal(x[2, :3], [0, 0, 1])
+  np.testing.assert_allclose(x[:, 3], (np.arange(4) - 0.5) / 0.5)
+  with pytest.raises(ValueError, match=r"drop=\['w'\].*not feature columns.*\['c', 'v'\]"):
+    tabular.encode(t, drop=("w",))
+  with pytest.raises(ValueError, match=r"drop_features=\['colour'\] for compas"):
+    tabular.load("compas", drop_features=("colour",), data_dir="/nonexistent")

@@ -2,10 +2,16 @@
 
 ``load(name, split, *, data_dir=None, download=False, **kw) -> Dataset`` with
 
-* ``x``: float32 features: categorical columns one-hot (categories in sorted order, as listed by
-  `feature_names`), numeric columns standardized to zero mean and unit variance;
+* ``x``: float32 features: categorical columns one-hot (categories in declared or sorted order, as
+  listed by `encode`), numeric columns standardized to zero mean and unit variance **with the
+  statistics of the training rows only** (no test row leaks into the preprocessing);
 * ``y``: int32 labels; ``extras['group']``: int32 protected attribute (1 = protected);
   ``extras['z']``: the clean label (for real data, the recorded label: equal to ``y``).
+
+Below `load`: ``read(name) -> Table`` (the rows after the publisher's filter, raw columns, and the
+attributes group reports need, e.g. COMPAS's own ``decile_score``), ``partition(n, seed)`` (the
+random 40/40/20 split), ``encode(table, fit_rows, drop)`` (features fitted on chosen rows) and
+``protected_group(table, protected)``.
 
 Sources. Each file is read from, in order: ``path=`` (a file, or a folder holding it), ``data_dir``,
 ``$LIPPRUNE_DATA_DIR``, the cache ``~/.cache/lipprune/tabular``. If none has it and
@@ -19,14 +25,15 @@ Datasets:
 * ``compas``: ProPublica's ``compas-scores-two-years.csv`` with ProPublica's filtering
   (``-30 <= days_b_screening_arrest <= 30``, ``is_recid != -1``, ``c_charge_degree != 'O'``,
   ``score_text != 'N/A'``): 6,172 of 7,214 rows. Features (14): age category (3, one-hot), sex (2),
-  race (6), charge degree (F/M, 2), priors count (standardized). Protected: race ==
-  African-American (3,175 rows). Label ``y = z = two_year_recid`` (1 = reoffended: the
-  *unfavourable* outcome). Splits ``'all'``, or the paper's random 40% ``'train'`` / 40%
-  ``'unlabeled'`` / 20% ``'test'`` partition drawn with ``seed`` (kwarg, default 0).
+  race (6), charge degree (F/M, 2), priors count (standardized); ``drop_features=('race',)`` leaves
+  race out. Protected: race == African-American (3,175 rows). Label ``y = z = two_year_recid``
+  (1 = re-offended within two years, ProPublica's coding: the *unfavourable* outcome). Splits
+  ``'all'``, or the paper's random 40% ``'train'`` / 40% ``'unlabeled'`` / 20% ``'test'`` partition
+  drawn with ``seed`` (kwarg, default 0).
 * ``adult``: UCI Adult. ``'train'`` = adult.data (32,561 rows), ``'test'`` = adult.test (16,281
   rows; its first comment line skipped, the trailing '.' of labels stripped), ``'all'`` = both. Six
-  numeric columns standardized with train statistics, eight categorical columns one-hot over the
-  categories seen in adult.data (``'?'`` is a category). Label: income ``>50K``. Protected:
+  numeric columns standardized with adult.data statistics, eight categorical columns one-hot over the
+  categories present in the files read (``'?'`` is a category). Label: income ``>50K``. Protected:
   ``protected='sex'`` (default: Female) or ``'race'`` (not White).
 * ``german``: UCI Statlog German credit (1,000 rows, 7 numeric + 13 categorical attributes). Label:
   1 = good credit (the favourable outcome), 0 = bad. Protected: ``protected='age'`` (default:
@@ -38,6 +45,7 @@ bias injections of `lipprune.fairness.bias`, and the data layer does not import 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import urllib.parse
@@ -193,20 +201,95 @@ def _standardize(v, mean, std):
   return ((v - mean) / (std if std > 0 else 1.0)).astype(np.float32)[:, None]
 
 
-def random_split(ds: Dataset, split: str, seed: int, fractions=(0.4, 0.4, 0.2)) -> Dataset:
-  if split not in SPLITS_RANDOM:
-    raise ValueError(f"split={split!r} for {ds.name!r}; expected one of {list(SPLITS_RANDOM)}")
-  if split == "all":
-    return ds
+# ---------------------------------------------------------------------------------------------
+# Raw tables and their encoding (statistics fitted on chosen rows only).
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """A data set after its publisher's filter and before encoding.
+
+  Attributes:
+    name: one of ``NAMES``.
+    columns: the feature columns in encoding order: float64 arrays (numeric, standardized by
+      `encode`) or str arrays (categorical, one-hot by `encode`).
+    label: int32 labels (COMPAS: 1 = re-offended within two years; Adult: income > 50K; German:
+      good credit).
+    attributes: per-row columns kept for group reports and protected attributes, not features
+      (COMPAS: ``race, sex, age_cat, decile_score, score_text``; Adult: ``sex, race, part``;
+      German: ``age, personal_status``).
+    categories: declared category lists of categorical columns (COMPAS); a categorical column not
+      listed here takes the sorted values present in the table.
+  """
+
+  name: str
+  columns: dict
+  label: np.ndarray
+  attributes: dict
+  categories: dict = dataclasses.field(default_factory=dict)
+
+  def __len__(self) -> int:
+    return len(self.label)
+
+  def take(self, index) -> "Table":
+    pick = lambda d: {k: v[index] for k, v in d.items()}
+    return dataclasses.replace(self, columns=pick(self.columns), label=self.label[index],
+                               attributes=pick(self.attributes))
+
+
+def encode(table: Table, fit_rows=None, drop=()) -> tuple[np.ndarray, list[str]]:
+  """Features ``(x float32 (n, D), names)`` of every row of ``table``.
+
+  Numeric columns are standardized with the mean and standard deviation of the ``fit_rows`` (an
+  index array or boolean mask; all rows when None): fitting on the training rows only keeps test
+  rows from leaking into the preprocessing. Categorical columns are one-hot over the declared
+  categories or, if none are declared, the sorted values present in the table (the file's schema,
+  not a statistic: every split of one table then has the same columns). ``drop`` names source
+  columns to leave out (e.g. ``('race',)``).
+  """
+  unknown = sorted(set(drop) - set(table.columns))
+  if unknown:
+    raise ValueError(f"drop={list(drop)}: {unknown} are not feature columns of {table.name}; "
+                     f"expected names from {list(table.columns)}")
+  fit = np.arange(len(table)) if fit_rows is None else np.asarray(fit_rows)
+  if fit.dtype == bool:
+    fit = np.flatnonzero(fit)
+  if fit.size == 0:
+    raise ValueError(f"fit_rows selects no row of {table.name}")
+  feats, names = [], []
+  for column, values in table.columns.items():
+    if column in drop:
+      continue
+    if values.dtype.kind == "f":
+      feats.append(_standardize(values, values[fit].mean(), values[fit].std()))
+      names.append(column)
+    else:
+      cats = table.categories.get(column) or sorted(set(values.tolist()))
+      feats.append(_one_hot(values, cats))
+      names += [f"{column}={c}" for c in cats]
+  return np.concatenate(feats, 1), names
+
+
+def partition(n: int, seed: int, fractions=(0.4, 0.4, 0.2)) -> dict:
+  """``{'train', 'unlabeled', 'test'}``: sorted row indices of a random partition of ``n`` rows
+  (shares ``fractions``), a function of ``seed`` alone."""
   if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
     raise ValueError(f"fractions={fractions}; need three non-negative numbers summing to 1")
-  n = len(ds)
   perm = np.random.default_rng(seed).permutation(n)
   n_train = int(round(fractions[0] * n))
   n_unl = int(round(fractions[1] * n))
   parts = {"train": perm[:n_train], "unlabeled": perm[n_train:n_train + n_unl],
            "test": perm[n_train + n_unl:]}
-  return ds.take(np.sort(parts[split]))
+  return {k: np.sort(v) for k, v in parts.items()}
+
+
+def random_split(ds: Dataset, split: str, seed: int, fractions=(0.4, 0.4, 0.2)) -> Dataset:
+  """Rows of ``ds`` in ``split`` of `partition` (``'all'``: every row)."""
+  if split not in SPLITS_RANDOM:
+    raise ValueError(f"split={split!r} for {ds.name!r}; expected one of {list(SPLITS_RANDOM)}")
+  if split == "all":
+    return ds
+  return ds.take(partition(len(ds), seed, fractions)[split])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,10 +299,17 @@ COMPAS_AGE = ("25 - 45", "Greater than 45", "Less than 25")
 COMPAS_SEX = ("Female", "Male")
 COMPAS_RACE = ("African-American", "Asian", "Caucasian", "Hispanic", "Native American", "Other")
 COMPAS_DEGREE = ("F", "M")
+COMPAS_FEATURES = ("age_cat", "sex", "race", "c_charge_degree", "priors_count")
 
 
-def read_compas(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-  """ProPublica-filtered COMPAS: ``(x, two_year_recid, african_american, feature_names)``."""
+def read_compas(file: str) -> Table:
+  """ProPublica-filtered COMPAS (6,172 rows) as a `Table`.
+
+  Features: age category, sex, race, charge degree (categorical), priors count (numeric). Label:
+  ``two_year_recid`` (1 = re-offended within two years, ProPublica's coding). Attributes for group
+  reports: ``race, sex, age_cat`` (str), ``decile_score`` (int 1-10: the COMPAS risk score;
+  ProPublica calls decile >= 5, score text Medium or High, "high risk") and ``score_text``.
+  """
   with open(file, newline="", encoding="utf-8") as f:
     rows = list(csv.reader(f))
   if not rows:
@@ -250,13 +340,19 @@ def read_compas(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str
   label = _to_float(take(col("two_year_recid")), "two_year_recid", file)
   if not np.isin(label, (0, 1)).all():
     raise DataFileError(f"{file}: column 'two_year_recid' has values other than 0/1")
-  x = np.concatenate([_one_hot(age, COMPAS_AGE), _one_hot(sex, COMPAS_SEX), _one_hot(race, COMPAS_RACE),
-                      _one_hot(deg, COMPAS_DEGREE), _standardize(priors, priors.mean(), priors.std())], 1)
-  names = ([f"age_cat={c}" for c in COMPAS_AGE] + [f"sex={c}" for c in COMPAS_SEX]
-           + [f"race={c}" for c in COMPAS_RACE] + [f"c_charge_degree={c}" for c in COMPAS_DEGREE]
-           + ["priors_count"])
-  group = (np.asarray(race) == "African-American").astype(np.int32)
-  return x, label.astype(np.int32), group, names
+  decile = _to_float(take(col("decile_score")), "decile_score", file)
+  if not np.isin(decile, np.arange(1, 11)).all():
+    raise DataFileError(f"{file}: column 'decile_score' has values outside 1..10")
+  text = lambda v: np.asarray(v, dtype=str)
+  return Table(
+      name="compas",
+      columns={"age_cat": text(age), "sex": text(sex), "race": text(race), "c_charge_degree": text(deg),
+               "priors_count": priors},
+      label=label.astype(np.int32),
+      attributes={"race": text(race), "sex": text(sex), "age_cat": text(age),
+                  "decile_score": decile.astype(np.int32), "score_text": text(take(score_text))},
+      categories={"age_cat": COMPAS_AGE, "sex": COMPAS_SEX, "race": COMPAS_RACE,
+                  "c_charge_degree": COMPAS_DEGREE})
 
 
 def _check_numeric_or_missing(values, column, file):
@@ -306,33 +402,22 @@ def _read_adult_rows(file: str, is_test: bool) -> list[list[str]]:
   return rows
 
 
-def read_adult(train_file: str, test_file: str | None, protected: str = "sex"):
-  """Returns ``{'train': (x, y, group), 'test': ...}`` and the feature names."""
-  if protected not in ("sex", "race"):
-    raise ValueError(f"protected={protected!r} for adult; expected one of ['sex', 'race']")
-  train = _read_adult_rows(train_file, False)
-  parts = {"train": train}
+def read_adult(train_file: str, test_file: str | None) -> Table:
+  """adult.data rows, then adult.test rows (when ``test_file`` is given), as a `Table`.
+
+  Attributes: ``sex``, ``race`` and ``part`` (``'train'`` for adult.data rows, ``'test'`` for
+  adult.test rows: `load` fits the encoding on the adult.data rows).
+  """
+  parts = [("train", _read_adult_rows(train_file, False))]
   if test_file is not None:
-    parts["test"] = _read_adult_rows(test_file, True)
-  cols = lambda rows, c: [r[ADULT_COLUMNS.index(c)] for r in rows]
-  stats = {}
-  for c in ADULT_NUMERIC:
-    v = np.asarray(cols(train, c), np.float64)
-    stats[c] = (v.mean(), v.std())
-  categorical = [c for c in ADULT_COLUMNS[:-1] if c not in ADULT_NUMERIC]
-  cats = {c: sorted(set(cols(train, c))) for c in categorical}
-  names = list(ADULT_NUMERIC) + [f"{c}={v}" for c in categorical for v in cats[c]]
-  out = {}
-  for split, rows in parts.items():
-    feats = [_standardize(np.asarray(cols(rows, c), np.float64), *stats[c]) for c in ADULT_NUMERIC]
-    feats += [_one_hot(cols(rows, c), cats[c]) for c in categorical]
-    y = (np.asarray(cols(rows, "income")) == ">50K").astype(np.int32)
-    if protected == "sex":
-      group = (np.asarray(cols(rows, "sex")) == "Female").astype(np.int32)
-    else:
-      group = (np.asarray(cols(rows, "race")) != "White").astype(np.int32)
-    out[split] = (np.concatenate(feats, 1), y, group)
-  return out, names
+    parts.append(("test", _read_adult_rows(test_file, True)))
+  rows = [r for _, part_rows in parts for r in part_rows]
+  col = lambda c: np.asarray([r[ADULT_COLUMNS.index(c)] for r in rows], dtype=str)
+  columns = {c: col(c).astype(np.float64) for c in ADULT_NUMERIC}
+  columns.update({c: col(c) for c in ADULT_COLUMNS[:-1] if c not in ADULT_NUMERIC})
+  part = np.concatenate([np.full(len(part_rows), name) for name, part_rows in parts])
+  return Table(name="adult", columns=columns, label=(col("income") == ">50K").astype(np.int32),
+               attributes={"sex": col("sex"), "race": col("race"), "part": part})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,12 +426,17 @@ def read_adult(train_file: str, test_file: str | None, protected: str = "sex"):
 GERMAN_NUMERIC = {1: "duration", 4: "credit_amount", 7: "installment_rate", 10: "residence_since",
                   12: "age", 15: "existing_credits", 17: "people_liable"}
 GERMAN_NUM_ATTRS = 20
+GERMAN_FEMALE = ("A92", "A95")  # personal status and sex: female divorced/separated/married, single
+GERMAN_YOUNG_AGE = 25  # protected='age': age <= 25 years.
 
 
-def read_german(file: str, protected: str = "age"):
-  """``(x, y, group, feature_names)`` for Statlog German credit (y: 1 = good, 0 = bad)."""
-  if protected not in ("age", "sex"):
-    raise ValueError(f"protected={protected!r} for german; expected one of ['age', 'sex']")
+def read_german(file: str) -> Table:
+  """Statlog German credit as a `Table` (label 1 = good credit, 0 = bad).
+
+  Features: the 20 attributes in file order (7 numeric, the others categorical, named
+  ``attribute<j>``). Attributes: ``age`` (years) and ``sex`` (``'female'`` for personal-status
+  codes A92/A95, else ``'male'``).
+  """
   rows = []
   with open(file, encoding="utf-8") as f:
     for lineno, line in enumerate(f, 1):
@@ -367,37 +457,69 @@ def read_german(file: str, protected: str = "age"):
       rows.append(fields)
   if not rows:
     raise DataFileError(f"{file}: no data rows")
-  feats, names = [], []
+  columns = {}
   for j in range(GERMAN_NUM_ATTRS):
-    values = [r[j] for r in rows]
+    values = np.asarray([r[j] for r in rows], dtype=str)
     if j in GERMAN_NUMERIC:
-      v = np.asarray(values, np.float64)
-      feats.append(_standardize(v, v.mean(), v.std()))
-      names.append(GERMAN_NUMERIC[j])
+      columns[GERMAN_NUMERIC[j]] = values.astype(np.float64)
     else:
-      cats = sorted(set(values))
-      feats.append(_one_hot(values, cats))
-      names += [f"attribute{j + 1}={c}" for c in cats]
-  y = (np.asarray([r[-1] for r in rows]) == "1").astype(np.int32)
-  if protected == "age":
-    group = (np.asarray([float(r[12]) for r in rows]) <= 25).astype(np.int32)
-  else:
-    group = np.isin([r[8] for r in rows], ("A92", "A95")).astype(np.int32)
-  return np.concatenate(feats, 1), y, group, names
+      columns[f"attribute{j + 1}"] = values
+  female = np.isin([r[8] for r in rows], GERMAN_FEMALE)
+  return Table(name="german", columns=columns,
+               label=(np.asarray([r[-1] for r in rows]) == "1").astype(np.int32),
+               attributes={"age": columns["age"].copy(), "sex": np.where(female, "female", "male")})
 
 
 # ---------------------------------------------------------------------------------------------
 # The entry point.
 
 
-def _dataset(name, x, y, group):
-  return Dataset(x=np.asarray(x, np.float32), y=np.asarray(y, np.int32), num_classes=2, name=name,
-                 extras={"group": np.asarray(group, np.int32), "z": np.asarray(y, np.int32).copy()})
+def feature_columns(name: str) -> tuple[str, ...]:
+  """The source columns of data set ``name`` that `encode` turns into features, in order."""
+  if name == "compas":
+    return COMPAS_FEATURES
+  if name == "adult":
+    return ADULT_NUMERIC + tuple(c for c in ADULT_COLUMNS[:-1] if c not in ADULT_NUMERIC)
+  if name == "german":
+    return tuple(GERMAN_NUMERIC.get(j, f"attribute{j + 1}") for j in range(GERMAN_NUM_ATTRS))
+  raise ValueError(f"unknown tabular dataset {name!r}; expected one of {list(NAMES)}")
+
+
+def protected_group(table: Table, protected: str | None = None) -> np.ndarray:
+  """int32 protected attribute of each row (1 = protected): COMPAS race African-American; Adult
+  ``'sex'`` Female (default) or ``'race'`` not White; German ``'age'`` <= 25 (default) or ``'sex'``
+  female."""
+  allowed = PROTECTED[table.name]
+  protected = protected or allowed[0]
+  if protected not in allowed:
+    raise ValueError(f"protected={protected!r} for {table.name}; expected one of {list(allowed)}")
+  a = table.attributes
+  if table.name == "compas":
+    group = a["race"] == "African-American"
+  elif table.name == "adult":
+    group = a["sex"] == "Female" if protected == "sex" else a["race"] != "White"
+  else:
+    group = a["age"] <= GERMAN_YOUNG_AGE if protected == "age" else a["sex"] == "female"
+  return group.astype(np.int32)
+
+
+def read(name: str, *, data_dir=None, download: bool = False, path=None, verify: bool = True,
+         adult_test: bool = True) -> Table:
+  """The `Table` of data set ``name``, its files located as the module docstring says
+  (``adult_test=False`` reads adult.data only)."""
+  if name not in NAMES:
+    raise ValueError(f"unknown tabular dataset {name!r}; expected one of {list(NAMES)}")
+  find = lambda fn: locate(fn, data_dir=data_dir, path=path, download=download, verify=verify)
+  if name == "compas":
+    return read_compas(find("compas-scores-two-years.csv"))
+  if name == "german":
+    return read_german(find("german.data"))
+  return read_adult(find("adult.data"), find("adult.test") if adult_test else None)
 
 
 def load(name: str, split: str = "all", *, data_dir=None, download: bool = False, path=None,
          verify: bool = True, seed: int = 0, fractions=(0.4, 0.4, 0.2),
-         protected: str | None = None) -> Dataset:
+         protected: str | None = None, drop_features=()) -> Dataset:
   """Loads a tabular fairness data set (see the module docstring for each one).
 
   Args:
@@ -408,6 +530,11 @@ def load(name: str, split: str = "all", *, data_dir=None, download: bool = False
     seed: the random partition (compas, german).
     fractions: train/unlabeled/test shares of the random partition.
     protected: which attribute is protected: adult ``'sex'|'race'``, german ``'age'|'sex'``.
+    drop_features: source columns left out of ``x`` (e.g. ``('race',)`` for COMPAS without race).
+
+  The encoding is fitted on training rows only: the ``'train'`` part of the partition drawn with
+  ``seed`` (compas, german), adult.data (adult); for ``split='all'`` of compas and german, on all
+  rows.
   """
   if name not in NAMES:
     raise ValueError(f"unknown tabular dataset {name!r}; expected one of {list(NAMES)}")
@@ -417,17 +544,19 @@ def load(name: str, split: str = "all", *, data_dir=None, download: bool = False
     raise ValueError(f"split={split!r} for {name!r}; expected one of {list(splits)}")
   if protected not in (None,) + PROTECTED[name]:
     raise ValueError(f"protected={protected!r} for {name}; expected one of {list(PROTECTED[name])}")
-  find = lambda fn: locate(fn, data_dir=data_dir, path=path, download=download, verify=verify)
-  if name == "compas":
-    x, y, group, _ = read_compas(find("compas-scores-two-years.csv"))
-    return random_split(_dataset(name, x, y, group), split, seed, fractions)
-  if name == "german":
-    x, y, group, _ = read_german(find("german.data"), protected or "age")
-    return random_split(_dataset(name, x, y, group), split, seed, fractions)
+  unknown = sorted(set(drop_features) - set(feature_columns(name)))
+  if unknown:
+    raise ValueError(f"drop_features={list(drop_features)} for {name}: {unknown} are not feature "
+                     f"columns; expected names from {list(feature_columns(name))}")
+  table = read(name, data_dir=data_dir, download=download, path=path, verify=verify,
+               adult_test=split != "train")
   if name == "adult":
-    test_file = find("adult.test") if split != "train" else None
-    parts, _ = read_adult(find("adult.data"), test_file, protected or "sex")
-    if split == "all":
-      x, y, g = (np.concatenate([parts["train"][i], parts["test"][i]]) for i in range(3))
-      return _dataset(name, x, y, g)
-    return _dataset(name, *parts[split])
+    fit = table.attributes["part"] == "train"
+    rows = np.arange(len(table)) if split == "all" else np.flatnonzero(table.attributes["part"] == split)
+  else:
+    parts = partition(len(table), seed, fractions) if split != "all" else None
+    fit = None if parts is None else parts["train"]
+    rows = np.arange(len(table)) if parts is None else parts[split]
+  x, _ = encode(table, fit, drop_features)
+  return Dataset(x=x[rows], y=table.label[rows], num_classes=2, name=name,
+                 extras={"group": protected_group(table, protected)[rows], "z": table.label[rows].copy()})

@@ -7,15 +7,25 @@ observed label ``y``. Two kinds of bias corrupt what a learner sees:
   the unfavourable outcome for protected examples and the favourable one for the others,
   ``y := 1 - rho`` (favourable outcome 1), else ``y := z``. Generalised by `flip_labels`, which
   flips each (group, class) cell at its own rate.
-* **Selection bias** (training set only): among protected examples the share with ``z = 1`` falls
-  from ``r`` to ``r / sigma`` (``sigma >= 1``). The paper describes two mechanisms; both are here:
+* **Selection bias** (training set only, ``sigma >= 1``; ``sigma = 1`` is no bias). Two definitions:
 
-  - `selection_keep_mask` (default, *subsampling*): keep every example except protected positives,
-    which are kept with probability ``q = (1 - r) / (sigma - r)``. Among kept protected examples the
-    positive share is then ``r q / (r q + 1 - r) = r / sigma``.
-  - `selection_reassign` (*reassigning rho*): each protected positive keeps ``rho = 1`` with the same
-    probability ``q`` and is otherwise relabelled ``rho := 0``; the protected positive share is again
-    ``r / sigma`` while the data set size is unchanged (the unprotected group gains the moved positives).
+  - **The paper's** (default; section 5.2: selection bias "lowering the probability that a data
+    example with a positive label is assigned to the protected class"; appendix A.2: the portion
+    of the favourable class assigned to the protected attribute falls from ``r`` to ``r / sigma``):
+    ``P(rho = 1 | z = f)`` is divided by ``sigma``, i.e. each protected favourable example stays
+    protected (or, on real data, stays in the sample) with probability ``1 / sigma``. The share of
+    favourable examples among protected ones falls from ``p`` to ``p / (p + sigma (1 - p))``:
+    for ``p = 0.5``, 1/3, 1/5 and 1/9 at ``sigma`` = 2, 4, 8. `selection_paper_assign` (the
+    generator: ``rho := 0``, set size unchanged) and `selection_paper_keep_mask` (real data, whose
+    protected attribute is a fact about a person: the example is dropped).
+  - **Share** (lipprune's earlier reading of appendix A.2, kept as the named options
+    ``'subsample'``/``'reassign'``): the share of favourable examples among protected ones falls from
+    ``p`` to ``p / sigma`` (0.25, 0.125, 0.0625 at ``sigma`` = 2, 4, 8 for ``p = 0.5``), so the
+    same ``sigma`` is a stronger bias. `selection_keep_mask` (*subsampling*: protected favourable
+    examples kept with probability ``q = (1 - p) / (sigma - p)``, since ``p q / (p q + 1 - p) =
+    p / sigma``) and `selection_reassign` (*reassigning rho* with the same ``q``).
+
+  `selected_share` gives the expected share after either definition.
 
 All functions are jit-able, take an explicit ``jax.random`` key and return new arrays.
 """
@@ -89,34 +99,77 @@ def selection_keep_probability(r, sigma):
   return jnp.clip((1.0 - r) / jnp.maximum(sigma - r, 1e-12), 0.0, 1.0)
 
 
-def selection_keep_mask(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, r=None) -> jax.Array:
-  """Selection bias by subsampling: a boolean keep mask.
-
-  Protected positives (rho = 1, z = 1) are kept with probability ``q = (1 - r) / (sigma - r)``, every
-  other example is kept; ``r`` defaults to the empirical ``P(z = 1 | rho = 1)`` of the inputs. The
-  expected protected positive share among kept examples is ``r / sigma``.
-  """
+def _protected_favourable(z, rho, favorable):
+  if favorable not in (0, 1):
+    raise ValueError(f"favorable={favorable!r}; expected 0 or 1")
   chex.assert_equal_shape([z, rho])
-  r = protected_positive_share(z, rho) if r is None else jnp.asarray(r, jnp.float32)
-  q = selection_keep_probability(r, sigma)
-  target = (jnp.asarray(rho) == 1) & (jnp.asarray(z) == 1)
-  return jnp.where(target, jax.random.uniform(key, z.shape) < q, True)
+  return (jnp.asarray(rho) == 1) & (jnp.asarray(z) == favorable)
 
 
-def selection_reassign(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, r=None) -> jax.Array:
-  """Selection bias by reassigning the protected attribute: returns the new int32 ``rho``.
+def selection_paper_keep_mask(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, *,
+                              favorable: int = 1) -> jax.Array:
+  """The paper's selection bias by subsampling: a boolean keep mask.
 
-  Each protected positive keeps ``rho = 1`` with probability ``q = (1 - r) / (sigma - r)`` and gets
-  ``rho := 0`` otherwise, so the protected positive share falls from ``r`` to ``r / sigma`` in
-  expectation while the set's size is unchanged.
+  Protected examples with the favourable clean label (``rho = 1, z = favorable``) are kept with
+  probability ``1 / sigma``, every other example is kept.
   """
-  chex.assert_equal_shape([z, rho])
-  rho = jnp.asarray(rho, jnp.int32)
-  r = protected_positive_share(z, rho) if r is None else jnp.asarray(r, jnp.float32)
+  target = _protected_favourable(z, rho, favorable)
+  return jnp.where(target, jax.random.uniform(key, target.shape) * sigma < 1.0, True)
+
+
+def selection_paper_assign(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, *,
+                           favorable: int = 1) -> jax.Array:
+  """The paper's selection bias by assignment: returns the new int32 ``rho``.
+
+  Each protected favourable example keeps ``rho = 1`` with probability ``1 / sigma`` and gets
+  ``rho := 0`` otherwise: ``P(rho = 1 | z = favorable)`` is divided by ``sigma`` (for the generator,
+  ``alpha / sigma``), the set's size is unchanged.
+  """
+  target = _protected_favourable(z, rho, favorable)
+  move = target & (jax.random.uniform(key, target.shape) * sigma >= 1.0)
+  return jnp.where(move, 0, jnp.asarray(rho, jnp.int32)).astype(jnp.int32)
+
+
+def selected_share(p, sigma, definition: str = "paper"):
+  """Expected share of favourable examples among protected ones after selection bias ``sigma``,
+  from ``p`` before: ``p / (p + sigma (1 - p))`` (``'paper'``) or ``p / sigma`` (``'share'``)."""
+  if definition == "paper":
+    return p / (p + sigma * (1.0 - p))
+  if definition == "share":
+    return p / sigma
+  raise ValueError(f"definition={definition!r}; expected 'paper' or 'share'")
+
+
+def selection_keep_mask(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, r=None, *,
+                        favorable: int = 1) -> jax.Array:
+  """Selection bias by subsampling to share ``r / sigma``: a boolean keep mask.
+
+  Protected favourable examples (``rho = 1, z = favorable``) are kept with probability
+  ``q = (1 - r) / (sigma - r)``, every other example is kept; ``r`` defaults to the empirical
+  ``P(z = favorable | rho = 1)`` of the inputs. The expected favourable share among kept protected
+  examples is ``r / sigma``.
+  """
+  target = _protected_favourable(z, rho, favorable)
+  fav = (jnp.asarray(z) == favorable).astype(jnp.int32)
+  r = protected_positive_share(fav, rho) if r is None else jnp.asarray(r, jnp.float32)
   q = selection_keep_probability(r, sigma)
-  target = (rho == 1) & (jnp.asarray(z) == 1)
-  move = target & (jax.random.uniform(key, z.shape) >= q)
-  return jnp.where(move, 0, rho).astype(jnp.int32)
+  return jnp.where(target, jax.random.uniform(key, target.shape) < q, True)
+
+
+def selection_reassign(key: jax.Array, z: jax.Array, rho: jax.Array, sigma, r=None, *,
+                       favorable: int = 1) -> jax.Array:
+  """Selection bias by reassigning the protected attribute to share ``r / sigma``: the new ``rho``.
+
+  Each protected favourable example keeps ``rho = 1`` with probability ``q = (1 - r) / (sigma - r)``
+  and gets ``rho := 0`` otherwise, so the protected favourable share falls from ``r`` to
+  ``r / sigma`` in expectation while the set's size is unchanged.
+  """
+  target = _protected_favourable(z, rho, favorable)
+  fav = (jnp.asarray(z) == favorable).astype(jnp.int32)
+  r = protected_positive_share(fav, rho) if r is None else jnp.asarray(r, jnp.float32)
+  q = selection_keep_probability(r, sigma)
+  move = target & (jax.random.uniform(key, target.shape) >= q)
+  return jnp.where(move, 0, jnp.asarray(rho, jnp.int32)).astype(jnp.int32)
 
 
 def first_kept(keep: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:

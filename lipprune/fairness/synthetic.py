@@ -10,9 +10,12 @@ One data set (train, test and unlabeled splits share the same hidden ``w``):
 * Classifier input: ``[x_0 .. x_{k-2}, rho]`` (k columns); the protected attribute is an input.
 * Label bias (all splits' observed ``y``): with probability ``beta``, ``y := 1 - rho``, else ``y := z``
   (`lipprune.fairness.bias.label_bias`).
-* Selection bias (training split only, ``sigma >= 1``): the protected positive share falls from
-  ``r`` to ``r / sigma``, by subsampling a larger pool (default) or by reassigning ``rho``
-  (`lipprune.fairness.bias`). Selection is applied before label bias, so ``y`` uses the final ``rho``.
+* Selection bias (training split only, ``sigma >= 1``), `lipprune.fairness.bias`: ``'paper'``
+  (default; section 5.2 / appendix A.2) divides ``P(rho = 1 | z = 1)`` by ``sigma`` (a positive
+  example stays protected with probability ``1 / sigma``, else ``rho := 0``); ``'subsample'``
+  (keeping protected positives from a larger pool) and ``'reassign'`` instead bring the protected
+  positive share from ``r`` to ``r / sigma``. Selection is applied before label bias, so ``y`` uses
+  the final ``rho``.
 * Sizes: 200 train, 1,000 test, 10,000 unlabeled.
 
 Everything is a pure function of the key, so ``jax.vmap`` over keys draws many data sets at once and
@@ -27,7 +30,7 @@ import jax.numpy as jnp
 
 from lipprune.fairness import bias
 
-SELECTION_MECHANISMS = ("subsample", "reassign")
+SELECTION_MECHANISMS = ("paper", "subsample", "reassign")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +42,7 @@ class GeneratorConfig:
   alpha: float = 0.5  # P(rho = 1).
   beta: float = 0.0  # label bias.
   sigma: float = 1.0  # selection bias on the training split.
-  selection: str = "subsample"  # or "reassign".
+  selection: str = "paper"  # or "subsample", "reassign" (bias module docstring).
   n_train: int = 200
   n_test: int = 1000
   n_unlabeled: int = 10000
@@ -96,7 +99,8 @@ def generate(key: jax.Array, cfg: GeneratorConfig = GeneratorConfig(), *, beta=N
     feats, rho, z = feats[idx], rho[idx], z[idx]
   else:
     feats, rho, z = _draw(k_tr, w, cfg.n_train, cfg)
-    rho = bias.selection_reassign(k_sel, z, rho, sigma)
+    reassign = bias.selection_paper_assign if cfg.selection == "paper" else bias.selection_reassign
+    rho = reassign(k_sel, z, rho, sigma)
     pool_ok = jnp.asarray(True)
   train = _split(feats, rho, z, bias.label_bias(k_btr, z, rho, beta))
 

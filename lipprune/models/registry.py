@@ -54,7 +54,14 @@ class Model:
     The numbers are those of running the initializers op by op: XLA's algebraic simplifier, which
     would refold constants such as ``normal * sqrt(variance) / 0.8796...`` and change last bits,
     is switched off for this program only (initialization runs once, its speed is immaterial).
+    Gaussian initializers (``he_normal``) are bit-identical; truncated-normal ones
+    (``glorot_normal``) can differ in the last bit (<= 2e-7), where the inverse error function's
+    polynomial fuses differently; either way the compiled init is deterministic.
+    Called inside a traced function (``jit``/``vmap`` of a caller), it is traced into that program
+    instead (compiler options belong to the outermost ``jit``).
     """
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((key, sample_x))):
+      return self._init(key, sample_x)
     return _compiled_init(self)(key, sample_x)
 
   def _init(self, key: jax.Array, sample_x: jax.Array) -> tuple[Any, dict]:
