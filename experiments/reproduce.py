@@ -49,6 +49,9 @@ _CHECK = flags.DEFINE_bool("check", False, "Rerun the named tables into a tempor
 _WORKDIR_ROOT = flags.DEFINE_string(
     "workdir_root", None, "Folder holding one workdir per run (default: workdirs/reproduce under "
     "the repository; with --check, a temporary folder).")
+_DOCS_ROOT = flags.DEFINE_string(
+    "docs_root", REPO_ROOT, "Folder holding README.md and docs/, read by --check and written "
+    "otherwise (default: this repository).")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", os.environ.get("LIPPRUNE_DATA_DIR", ""),
     "Folder with the tabular data files (compas-scores-two-years.csv, adult.data, adult.test, "
@@ -192,12 +195,32 @@ def markdown_rows(path: str) -> str:
 
 
 def _prune_summary(workdir: str) -> dict[tuple[str, int], dict]:
-  return {(r["arm"], int(r["round"])): r for r in read_csv(os.path.join(workdir, "summary.csv"))
-          if not r["arm"].endswith("@val")}
+  """summary.csv by (arm, round), in the order of the config's ``arms``."""
+  rows = [r for r in read_csv(os.path.join(workdir, "summary.csv")) if not r["arm"].endswith("@val")]
+  with open(os.path.join(workdir, "config.json")) as f:
+    order = {arm: i for i, arm in enumerate(json.load(f)["arms"])}
+  rows.sort(key=lambda r: (order.get(r["arm"], len(order)), int(r["round"])))
+  return {(r["arm"], int(r["round"])): r for r in rows}
 
 
 def _arms(summary) -> list[str]:
   return list(dict.fromkeys(arm for arm, _ in summary))
+
+
+def _percent(fraction: float) -> str:
+  return f"{100 * fraction:.1f}" if fraction >= 1e-3 else f"{100 * fraction:.2f}"
+
+
+def _collapsed(rows: list[dict]) -> str:
+  """'k of n' rows reporting a collapsed layer, with each such layer's density range."""
+  hits = [r for r in rows if r["collapsed_layers"]]
+  layers = dict.fromkeys(l for r in hits for l in r["collapsed_layers"].split(";"))
+  where = []
+  for layer in layers:
+    values = sorted(number(r[f"layer_density/{layer}"]) for r in hits)
+    low, high = _percent(values[0]), _percent(values[-1])
+    where.append(f"{layer} at {low}%" if low == high else f"{layer} at {low}-{high}%")
+  return f"{len(hits)} of {len(rows)}" + (f" ({', '.join(where)})" if where else "")
 
 
 def _last_round(summary) -> int:
@@ -257,8 +280,7 @@ def prune_oneshot(recipes: tuple[tuple[str, str], ...]):
                      f"{100 * number(s['test_accuracy_max']):.2f}]")
       rows = [r for r in read_csv(os.path.join(workdirs[run], "results.csv"))
               if int(r["round"]) == last]
-      collapsed = sum(bool(r["collapsed_layers"]) for r in rows)
-      out.append([label] + cells + [f"{collapsed} of {len(rows)}"])
+      out.append([label] + cells + [_collapsed(rows)])
     return table_lines(head, out)
   return render
 
@@ -284,20 +306,23 @@ def robust_columns(run: str, methods: tuple[tuple[str, str], ...]):
   return render
 
 
-def _sweep_rows(workdir: str, table: str) -> list[dict]:
+def _sweep_rows(workdir: str, table: str, keep: tuple[float, ...] = ()) -> list[dict]:
+  """The test-split rows of ``tables/<table>.csv``; with ``keep``, only the settings whose swept
+  value (beta or sigma) is listed."""
+  sweep = table.split("_")[0]
   return [r for r in read_csv(os.path.join(workdir, "tables", table + ".csv"))
-          if r["test"] == "test"]
+          if r["test"] == "test" and (not keep or number(r[sweep]) in keep)]
 
 
 FAIR_MODELS = (("reweighing", "reweighing"), ("in-processing", "inprocessing"),
                ("semi-supervised", "semisupervised"))
 
 
-def fairness_paired_beta(run: str):
+def fairness_paired_beta(run: str, keep: tuple[float, ...] = ()):
   """Per beta and fair model: paired F1 difference to the baseline on z (± s.e., data sets with a
   positive difference) / on y."""
   def render(workdirs):
-    paired = _sweep_rows(workdirs[run], "beta_paired")
+    paired = _sweep_rows(workdirs[run], "beta_paired", keep)
     n = int(_sweep_rows(workdirs[run], "beta")[0]["n"])
     betas = list(dict.fromkeys(r["beta"] for r in paired))
     by = {(r["beta"], r["method"]): r for r in paired}
@@ -313,10 +338,10 @@ def fairness_paired_beta(run: str):
   return render
 
 
-def fairness_sigma_di(run: str):
+def fairness_sigma_di(run: str, keep: tuple[float, ...] = ()):
   """Per sigma: DI (± s.e.) of every model, F1 on z of the baseline, oracle and semi-supervised."""
   def render(workdirs):
-    by = {(r["sigma"], r["method"]): r for r in _sweep_rows(workdirs[run], "sigma")}
+    by = {(r["sigma"], r["method"]): r for r in _sweep_rows(workdirs[run], "sigma", keep)}
     models = ("baseline", "oracle") + tuple(m for _, m in FAIR_MODELS)
     rows = []
     for sigma in dict.fromkeys(s for s, _ in by):
@@ -331,10 +356,10 @@ def fairness_sigma_di(run: str):
   return render
 
 
-def fairness_beta_f1_di(run: str):
+def fairness_beta_f1_di(run: str, keep: tuple[float, ...] = ()):
   """Per beta: F1 on z and DI of every model (test split, mean over the data sets)."""
   def render(workdirs):
-    by = {(r["beta"], r["method"]): r for r in _sweep_rows(workdirs[run], "beta")}
+    by = {(r["beta"], r["method"]): r for r in _sweep_rows(workdirs[run], "beta", keep)}
     f1_models = ("baseline",) + tuple(m for _, m in FAIR_MODELS) + ("oracle",)
     di_models = ("baseline",) + tuple(m for _, m in FAIR_MODELS)
     rows = []
@@ -347,13 +372,13 @@ def fairness_beta_f1_di(run: str):
   return render
 
 
-def fairness_selection_share(measured: tuple[tuple[str, str], ...]):
+def fairness_selection_share(measured: tuple[tuple[str, str], ...], keep: tuple[float, ...] = ()):
   """Favourable share among protected training rows after selection: the two definitions'
   expected values at p = 0.5 and the share measured in each run's sigma sweep."""
   def render(workdirs):
     columns = []
     for _, run in measured:
-      rows = _sweep_rows(workdirs[run], "sigma")
+      rows = _sweep_rows(workdirs[run], "sigma", keep)
       columns.append({number(r["sigma"]): number(r["protected_favourable_share"]) for r in rows})
     rows = []
     for sigma in columns[0]:
@@ -391,16 +416,27 @@ def joint_rounds(parts: tuple[tuple[str, str, bool], ...], rounds: tuple[int, ..
     rows = []
     for run, prefix, dense in parts:
       summary = _prune_summary(workdirs[run])
+      per_seed = read_csv(os.path.join(workdirs[run], "results.csv"))
       keys = [(_arms(summary)[0], 0)] if dense else []
       keys += [(a, r) for a in _arms(summary) for r in rounds if (a, r) in summary]
       for arm, r in keys:
         s = summary[arm, r]
+        seeds = [x for x in per_seed if x["arm"] == arm and int(x["round"]) == r]
         label = f"{prefix}dense (all arms)" if r == 0 else prefix + arm.split(":", 1)[-1]
         rows.append([label, str(r), f"{100 * number(s['density_mean']):.1f}%"] + [
-            mean_std(s[f + "_mean"], s[f + "_std"], digits=d, scale=scale)
-            for _, f, scale, d in metrics])
+            _metric_cell(s, seeds, f, scale, d) for _, f, scale, d in metrics])
     return table_lines([first, "round", "density"] + [h for h, *_ in metrics], rows)
   return render
+
+
+def _metric_cell(summary_row: dict, seed_rows: list[dict], field: str, scale: float,
+                 digits: int) -> str:
+  """mean ± std over seeds, or how many seeds left the metric undefined (NaN, e.g. DI of a
+  constant predictor), never a mean over the defined ones only."""
+  undefined = sum(math.isnan(number(x[field])) for x in seed_rows)
+  if undefined:
+    return f"undefined in {undefined} of {len(seed_rows)} seeds"
+  return mean_std(summary_row[field + "_mean"], summary_row[field + "_std"], digits, scale)
 
 
 JOINT_ROBUST_METRICS = (("test acc (%)", "test_accuracy", 100, 1),
@@ -504,19 +540,21 @@ ARTIFACTS: dict[str, Figure | Table] = {
         runs=("fair_syn", "fair_syn_subsample", "fair_compas"), doc="docs/fairness.md",
         render=fairness_selection_share((("paper, generator", "fair_syn"),
                                          ("share, generator", "fair_syn_subsample"),
-                                         ("paper, COMPAS", "fair_compas")))),
+                                         ("paper, COMPAS", "fair_compas")), (1, 2, 4, 8))),
     "fairness_synthetic_beta_paired": Table(runs=("fair_syn",), doc="docs/fairness.md",
-                                            render=fairness_paired_beta("fair_syn")),
+                                            render=fairness_paired_beta(
+                                                "fair_syn", (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75))),
     "fairness_compas_beta_paired": Table(runs=("fair_compas",), doc="docs/fairness.md",
-                                         render=fairness_paired_beta("fair_compas")),
+                                         render=fairness_paired_beta(
+                                             "fair_compas", (0, 0.1, 0.2, 0.3, 0.5))),
     "fairness_synthetic_sigma": Table(runs=("fair_syn",), doc="docs/fairness.md",
-                                      render=fairness_sigma_di("fair_syn")),
+                                      render=fairness_sigma_di("fair_syn", (1, 2, 4, 8))),
     "fairness_court_report": Table(runs=("fair_compas",), doc="docs/fairness.md", render=court_report(
         "fair_compas", ("race: African-American", "race: Caucasian"))),
     "fairness_adult_beta": Table(runs=("fair_adult",), doc="docs/fairness.md",
-                                 render=fairness_beta_f1_di("fair_adult")),
+                                 render=fairness_beta_f1_di("fair_adult", (0, 0.2, 0.3, 0.5))),
     "fairness_german_beta": Table(runs=("fair_german",), doc="docs/fairness.md",
-                                  render=fairness_beta_f1_di("fair_german")),
+                                  render=fairness_beta_f1_di("fair_german", (0, 0.2, 0.5))),
     **{f"fairness_synthetic_logistic_{s}": Figure("fair_syn", f"plots/{s}.png")
        for s in ("beta", "eta", "sigma")},
     **{f"fairness_synthetic_mlp_{s}": Figure("fair_mlp", f"plots/{s}.png") for s in ("beta", "sigma")},
@@ -718,7 +756,7 @@ def main(argv):
     root = _WORKDIR_ROOT.value or tempfile.mkdtemp(prefix="lipprune_reproduce_")
     failed = False
     for n in names:
-      problems = check(n, root, _DATA_DIR.value)
+      problems = check(n, root, _DATA_DIR.value, _DOCS_ROOT.value)
       print(f"[reproduce] check {n}: {'MISMATCH' if problems else 'ok'}")
       print("\n".join(problems))
       failed = failed or bool(problems)
@@ -727,7 +765,7 @@ def main(argv):
     sys.exit(1 if failed else 0)
   root = _WORKDIR_ROOT.value or os.path.join(REPO_ROOT, "workdirs", "reproduce")
   for n in names:
-    print(f"[reproduce] {n} -> {produce(n, root, _DATA_DIR.value)}")
+    print(f"[reproduce] {n} -> {produce(n, root, _DATA_DIR.value, _DOCS_ROOT.value)}")
 
 
 if __name__ == "__main__":
