@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import fnmatch
 import json
 import math
 import os
@@ -686,13 +687,22 @@ def compare(rendered: str, committed: str, tolerance: float) -> list[str]:
   return problems
 
 
-def check(name: str, workdir_root: str, data_dir: str = "", root: str = REPO_ROOT) -> list[str]:
-  """Reruns table ``name`` into ``workdir_root`` and compares it with the block in ``root``'s
-  docs; returns the problems followed by a unified diff (empty when they agree)."""
-  artifact = ARTIFACTS[name]
-  for run in artifact.runs:
+def run_all(names: list[str], workdir_root: str, data_dir: str) -> None:
+  """Runs (or resumes) every run the artifacts ``names`` need, each once, in registry order."""
+  for run in dict.fromkeys(r for n in names for r in ARTIFACTS[n].runs):
     run_job(run, os.path.join(workdir_root, run), data_dir)
-  rendered = block_text(artifact.render({r: os.path.join(workdir_root, r) for r in artifact.runs}))
+
+
+def render(name: str, workdir_root: str) -> str:
+  table = ARTIFACTS[name]
+  return table.render({r: os.path.join(workdir_root, r) for r in table.runs})
+
+
+def check(name: str, workdir_root: str, root: str = REPO_ROOT) -> list[str]:
+  """Compares table ``name`` rendered from the finished runs in ``workdir_root`` with the block in
+  ``root``'s docs; returns the problems followed by a unified diff (empty when they agree)."""
+  artifact = ARTIFACTS[name]
+  rendered = block_text(render(name, workdir_root))
   committed = read_block(root, artifact.doc, name)
   problems = compare(rendered, committed, artifact.tolerance)
   if problems:
@@ -701,28 +711,32 @@ def check(name: str, workdir_root: str, data_dir: str = "", root: str = REPO_ROO
   return problems
 
 
-def produce(name: str, workdir_root: str, data_dir: str, root: str = REPO_ROOT) -> str:
-  """Runs what ``name`` needs and writes it into ``root``; returns the path written."""
+def produce(name: str, workdir_root: str, root: str = REPO_ROOT) -> str:
+  """Writes artifact ``name`` from the finished runs in ``workdir_root`` into ``root``; returns
+  the path written."""
   artifact = ARTIFACTS[name]
-  for run in artifact.runs:
-    run_job(run, os.path.join(workdir_root, run), data_dir)
   if isinstance(artifact, Figure):
     target = os.path.join(root, figure_path(name))
     shutil.copyfile(os.path.join(workdir_root, artifact.run, artifact.source), target)
     return target
-  write_block(root, artifact.doc, name,
-              artifact.render({r: os.path.join(workdir_root, r) for r in artifact.runs}))
+  write_block(root, artifact.doc, name, render(name, workdir_root))
   return os.path.join(root, artifact.doc)
 
 
+def expand(patterns: list[str]) -> list[str]:
+  """Artifact names matching the shell-style ``patterns`` (``'pruning_*'``, ``'*'``), in registry
+  order; a pattern matching nothing is an error."""
+  if not patterns:
+    raise app.UsageError("name at least one artifact or pattern (see --list)")
+  unmatched = [p for p in patterns if not fnmatch.filter(ARTIFACTS, p)]
+  if unmatched:
+    raise app.UsageError(f"no artifact matches {unmatched}; registered: {sorted(ARTIFACTS)}")
+  return [n for n in ARTIFACTS if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
 def validate_request(names: list[str], data_dir: str, check_mode: bool) -> None:
-  """Every name registered, checkable under ``--check``, every config loadable with its
-  overrides and ``--data_dir`` given where a run needs it; raises before anything runs."""
-  if not names:
-    raise app.UsageError("name at least one artifact (see --list)")
-  unknown = [n for n in names if n not in ARTIFACTS]
-  if unknown:
-    raise app.UsageError(f"unknown artifact(s) {unknown}; registered: {sorted(ARTIFACTS)}")
+  """Every artifact checkable under ``--check``, every config loadable with its overrides and
+  ``--data_dir`` given where a run needs it; raises before anything runs."""
   for n in names:
     artifact = ARTIFACTS[n]
     if check_mode and (isinstance(artifact, Figure) or artifact.tolerance is None):
@@ -747,25 +761,28 @@ def describe(name: str) -> str:
 
 
 def main(argv):
-  names = argv[1:]
   if _LIST.value:
     print("\n".join(describe(n) for n in ARTIFACTS))
     return
+  names = expand(argv[1:])
   validate_request(names, _DATA_DIR.value, _CHECK.value)
-  if _CHECK.value:
-    root = _WORKDIR_ROOT.value or tempfile.mkdtemp(prefix="lipprune_reproduce_")
-    failed = False
+  default_root = (tempfile.mkdtemp(prefix="lipprune_reproduce_") if _CHECK.value
+                  else os.path.join(REPO_ROOT, "workdirs", "reproduce"))
+  root = _WORKDIR_ROOT.value or default_root
+  run_all(names, root, _DATA_DIR.value)
+  if not _CHECK.value:
     for n in names:
-      problems = check(n, root, _DATA_DIR.value, _DOCS_ROOT.value)
-      print(f"[reproduce] check {n}: {'MISMATCH' if problems else 'ok'}")
-      print("\n".join(problems))
-      failed = failed or bool(problems)
-    if not _WORKDIR_ROOT.value:
-      shutil.rmtree(root, ignore_errors=True)
-    sys.exit(1 if failed else 0)
-  root = _WORKDIR_ROOT.value or os.path.join(REPO_ROOT, "workdirs", "reproduce")
+      print(f"[reproduce] {n} -> {produce(n, root, _DOCS_ROOT.value)}")
+    return
+  failed = False
   for n in names:
-    print(f"[reproduce] {n} -> {produce(n, root, _DATA_DIR.value, _DOCS_ROOT.value)}")
+    problems = check(n, root, _DOCS_ROOT.value)
+    print(f"[reproduce] check {n}: {'MISMATCH' if problems else 'ok'}")
+    print("\n".join(problems))
+    failed = failed or bool(problems)
+  if not _WORKDIR_ROOT.value:
+    shutil.rmtree(root, ignore_errors=True)
+  sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

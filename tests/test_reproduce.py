@@ -54,8 +54,8 @@ def test_a_misspelled_override_is_refused_naming_the_field():
 
 def test_bad_requests_fail_before_anything_runs(monkeypatch):
   monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a job was started"))
-  with pytest.raises(app.UsageError, match="unknown artifact"):
-    reproduce.validate_request(["no_such_table"], "", False)
+  with pytest.raises(app.UsageError, match="no artifact matches"):
+    reproduce.expand(["no_such_table"])
   with pytest.raises(app.UsageError, match="--data_dir"):
     reproduce.validate_request(["fairness_court_report"], "", False)
   with pytest.raises(app.UsageError, match="states no tolerance"):
@@ -115,6 +115,12 @@ def test_write_block_replaces_exactly_its_block(tmp_path):
   doc.write_text(once + "<!-- reproduce:a -->\n")
   with pytest.raises(ValueError, match="exactly once"):
     reproduce.read_block(str(tmp_path), "docs/x.md", "a")
+
+
+def test_patterns_select_in_registry_order():
+  names = reproduce.expand(["joint_*_di", "pruning_digits_mlp"])
+  assert names == ["pruning_digits_mlp", "joint_fair_di", "joint_base_di"]
+  assert reproduce.expand(["*"]) == list(reproduce.ARTIFACTS)
 
 
 def test_compare_tolerance():
@@ -185,7 +191,8 @@ def test_a_finished_run_is_not_started_and_its_figure_is_copied(tmp_path, monkey
   (workdir / "separation.json").write_text("{}")
   (workdir / "separation_linf.png").write_bytes(b"\x89PNG figure bytes")
   (tmp_path / "repo" / "docs" / "img").mkdir(parents=True)
-  target = reproduce.produce(name, str(tmp_path / "wd"), "", root=str(tmp_path / "repo"))
+  reproduce.run_all([name, "robust_separation_digits"], str(tmp_path / "wd"), "")
+  target = reproduce.produce(name, str(tmp_path / "wd"), root=str(tmp_path / "repo"))
   assert target == str(tmp_path / "repo" / "docs" / "img" / f"{name}.png")
   assert open(target, "rb").read() == b"\x89PNG figure bytes"
 
@@ -225,3 +232,14 @@ def test_check_fails_with_a_diff_on_a_tampered_number(separation_check, tmp_path
   assert "MISMATCH" in proc.stdout
   assert "-| | linf | 0.2 | 0.4376 | 0.4375 |" in proc.stdout
   assert "+| | linf | 0.2 | 0.4375 | 0.4375 |" in proc.stdout
+
+
+def test_a_run_shared_by_artifacts_is_started_once_with_the_docs_command(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw["cwd"])))
+  reproduce.run_all(["fairness_synthetic_subsample_sigma", "fairness_synthetic_subsample_sigma"],
+                    str(tmp_path), "")
+  assert calls == [([sys.executable, "-m", "experiments.fairness",
+                     "--config=experiments/configs/fairness_synthetic.py",
+                     "--config.generator.selection=subsample", "--config.sweeps=('sigma',)",
+                     f"--workdir={tmp_path}/fair_syn_subsample"], ROOT)]
