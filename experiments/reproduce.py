@@ -315,6 +315,11 @@ def _sweep_rows(workdir: str, table: str, keep: tuple[float, ...] = ()) -> list[
           if r["test"] == "test" and (not keep or number(r[sweep]) in keep)]
 
 
+def _signed(value) -> str:
+  """A difference with its sign, the minus typeset as in the docs' prose (U+2212)."""
+  return f"{number(value):+.3f}".replace("-", "−")
+
+
 FAIR_MODELS = (("reweighing", "reweighing"), ("in-processing", "inprocessing"),
                ("semi-supervised", "semisupervised"))
 
@@ -332,8 +337,8 @@ def fairness_paired_beta(run: str, keep: tuple[float, ...] = ()):
       cells = []
       for _, m in FAIR_MODELS:
         r = by[beta, m]
-        cells.append(f"{number(r['f1_z_diff']):+.3f} ± {number(r['f1_z_diff_se']):.3f} "
-                     f"({r['f1_z_diff_positive']}/{n}) / {number(r['f1_y_diff']):+.3f}")
+        cells.append(f"{_signed(r['f1_z_diff'])} ± {number(r['f1_z_diff_se']):.3f} "
+                     f"({r['f1_z_diff_positive']}/{n}) / {_signed(r['f1_y_diff'])}")
       rows.append([f"{number(beta):g}"] + cells)
     return table_lines(["beta"] + [f"{label}: on z / on y" for label, _ in FAIR_MODELS], rows)
   return render
