@@ -1,22 +1,23 @@
-r"""One command per published artifact: every table and figure of README.md and docs/*.md that a run
-produced.
+r"""One command per published artifact: every table and figure of README.md and docs/*.md that
+a run produced.
 
   python -m experiments.reproduce --list
-  python -m experiments.reproduce pruning_digits_mlp [more names] [--workdir_root=workdirs/reproduce]
+  python -m experiments.reproduce pruning_digits_mlp ['joint_*' ...] [--workdir_root=DIR]
   python -m experiments.reproduce robust_separation_digits --check
 
 An artifact is made by one or more runs (a job module, its config and the overrides that the docs
-state) and written to the repository: a figure is copied from its run's workdir to docs/img/<name>.png;
-a table is rendered as Markdown from the run's result files and written between the marker comments
-``<!-- reproduce:<name> -->`` and ``<!-- /reproduce -->`` of its docs file, so a rerun replaces
-exactly that block. Each run has one workdir, ``<workdir_root>/<run name>``, shared by every artifact
-made from it; the jobs resume unfinished work and skip finished work, and a run whose finished-marker
-file exists is not started at all.
+state) and written to the repository: a figure is copied from its run's workdir to
+docs/img/<name>.png; a table is rendered as Markdown from the runs' result files and written
+between the marker comments ``<!-- reproduce:<name> -->`` and ``<!-- /reproduce -->`` of its docs
+file, so a rerun replaces exactly that block. Each run has one workdir,
+``<workdir_root>/<run name>`` (default workdirs/reproduce), shared by every artifact made from it
+and started once per invocation; the jobs resume unfinished work and skip finished work, and a run
+whose finished-marker file exists is not started at all.
 
-``--check`` renders a table into a temporary workdir (or ``--workdir_root``) and compares it with the
-block committed in its docs file, number by number within the artifact's stated tolerance (0: the
-text must be identical), printing a diff and exiting with status 1 on a mismatch. Only artifacts that
-state a tolerance can be checked; ``--list`` marks them.
+``--check`` reruns a table into a temporary workdir (or ``--workdir_root``) and compares it with
+the block committed in its docs file, number by number within the artifact's stated tolerance (0:
+the text must be identical), printing a diff and exiting with status 1 on a mismatch. Only tables
+that state a tolerance can be checked; ``--list`` marks them.
 
 The registry (``RUNS``, ``ARTIFACTS``) is the one place that names configs and overrides.
 """
@@ -121,8 +122,8 @@ RUNS: dict[str, Run] = {
         overrides=_ONESHOT + (("prune.min_density", "0"), ("prune.normalize", "lamp")), **_PRUNE),
     "prune_digits_oneshot_he": Run(
         config="prune_digits_mlp.py",
-        overrides=_ONESHOT + (("prune.min_density", "0"), ("model_kwargs.kernel_init", "he_normal")),
-        **_PRUNE),
+        overrides=_ONESHOT + (("prune.min_density", "0"),
+                              ("model_kwargs.kernel_init", "he_normal")), **_PRUNE),
     # docs/pruning.md, "The CPU experiment": the stated rerun (10 seeds, paired comparisons).
     "prune_digits_iterative": Run(config="prune_digits_mlp.py",
                                   overrides=(_SEEDS10, _compare("22.5")), **_PRUNE),
@@ -197,7 +198,8 @@ def markdown_rows(path: str) -> str:
 
 def _prune_summary(workdir: str) -> dict[tuple[str, int], dict]:
   """summary.csv by (arm, round), in the order of the config's ``arms``."""
-  rows = [r for r in read_csv(os.path.join(workdir, "summary.csv")) if not r["arm"].endswith("@val")]
+  rows = [r for r in read_csv(os.path.join(workdir, "summary.csv"))
+          if not r["arm"].endswith("@val")]
   with open(os.path.join(workdir, "config.json")) as f:
     order = {arm: i for i, arm in enumerate(json.load(f)["arms"])}
   rows.sort(key=lambda r: (order.get(r["arm"], len(order)), int(r["round"])))
@@ -448,8 +450,9 @@ def _metric_cell(summary_row: dict, seed_rows: list[dict], field: str, scale: fl
 JOINT_ROBUST_METRICS = (("test acc (%)", "test_accuracy", 100, 1),
                         ("adv test acc (%)", "test_adv_accuracy", 100, 1),
                         ("test Lipschitz", "test_lipschitz", 1, 1))
-JOINT_FAIR_METRICS = (("acc on y", "test_accuracy", 100, 1), ("acc on z", "test_accuracy_z", 100, 1),
-                      ("DI", "test_di", 1, 2), ("FPR AA", "test_fpr_g1_z", 100, 0),
+JOINT_FAIR_METRICS = (("acc on y", "test_accuracy", 100, 1),
+                      ("acc on z", "test_accuracy_z", 100, 1), ("DI", "test_di", 1, 2),
+                      ("FPR AA", "test_fpr_g1_z", 100, 0),
                       ("FPR other", "test_fpr_g0_z", 100, 0), ("FNR AA", "test_fnr_g1_z", 100, 0),
                       ("FNR other", "test_fnr_g0_z", 100, 0))
 
@@ -491,7 +494,8 @@ ARTIFACTS: dict[str, Figure | Table] = {
         doc="docs/pruning.md", render=prune_oneshot((
             ("default: Glorot init, 1% floor", "prune_digits_oneshot_floor"),
             ("Glorot init, no floor (`min_density=0`)", "prune_digits_oneshot_nofloor"),
-            ("Glorot init, LAMP scores (`normalize='lamp'`, no floor)", "prune_digits_oneshot_lamp"),
+            ("Glorot init, LAMP scores (`normalize='lamp'`, no floor)",
+             "prune_digits_oneshot_lamp"),
             ("He init, no floor", "prune_digits_oneshot_he")))),
     "pruning_digits_rounds": Table(runs=("prune_digits_iterative",), doc="docs/pruning.md",
                                    render=prune_rounds("prune_digits_iterative",
@@ -531,7 +535,8 @@ ARTIFACTS: dict[str, Figure | Table] = {
         tolerance=_SEPARATION_TOLERANCE),
     "robust_digits_mlp_table": Table(runs=("robust_digits_mlp",), doc="docs/robustness.md",
                                      render=workdir_markdown("robust_digits_mlp", "table.md")),
-    "robust_digits_mlp_adv_vs_lipschitz": Figure("robust_digits_mlp", "robust_adv_vs_lipschitz.png"),
+    "robust_digits_mlp_adv_vs_lipschitz": Figure("robust_digits_mlp",
+                                                 "robust_adv_vs_lipschitz.png"),
     "robust_mnist5k_mlp_table": Table(runs=("robust_mnist5k_mlp",), doc="docs/robustness.md",
                                       render=workdir_markdown("robust_mnist5k_mlp", "table.md")),
     "robust_mnist5k_mlp_adv_vs_lipschitz": Figure("robust_mnist5k_mlp",
@@ -555,15 +560,17 @@ ARTIFACTS: dict[str, Figure | Table] = {
                                              "fair_compas", (0, 0.1, 0.2, 0.3, 0.5))),
     "fairness_synthetic_sigma": Table(runs=("fair_syn",), doc="docs/fairness.md",
                                       render=fairness_sigma_di("fair_syn", (1, 2, 4, 8))),
-    "fairness_court_report": Table(runs=("fair_compas",), doc="docs/fairness.md", render=court_report(
-        "fair_compas", ("race: African-American", "race: Caucasian"))),
+    "fairness_court_report": Table(
+        runs=("fair_compas",), doc="docs/fairness.md",
+        render=court_report("fair_compas", ("race: African-American", "race: Caucasian"))),
     "fairness_adult_beta": Table(runs=("fair_adult",), doc="docs/fairness.md",
                                  render=fairness_beta_f1_di("fair_adult", (0, 0.2, 0.3, 0.5))),
     "fairness_german_beta": Table(runs=("fair_german",), doc="docs/fairness.md",
                                   render=fairness_beta_f1_di("fair_german", (0, 0.2, 0.5))),
     **{f"fairness_synthetic_logistic_{s}": Figure("fair_syn", f"plots/{s}.png")
        for s in ("beta", "eta", "sigma")},
-    **{f"fairness_synthetic_mlp_{s}": Figure("fair_mlp", f"plots/{s}.png") for s in ("beta", "sigma")},
+    **{f"fairness_synthetic_mlp_{s}": Figure("fair_mlp", f"plots/{s}.png")
+       for s in ("beta", "sigma")},
     "fairness_synthetic_subsample_sigma": Figure("fair_syn_subsample", "plots/sigma.png"),
     **{f"fairness_compas_logistic_{s}": Figure("fair_compas", f"plots/{s}.png")
        for s in ("beta", "eta", "sigma")},
@@ -745,12 +752,13 @@ def validate_request(names: list[str], data_dir: str, check_mode: bool) -> None:
   for n in names:
     artifact = ARTIFACTS[n]
     if check_mode and (isinstance(artifact, Figure) or artifact.tolerance is None):
-      checkable = sorted(k for k, a in ARTIFACTS.items() if getattr(a, "tolerance", None) is not None)
+      checkable = [k for k, a in ARTIFACTS.items() if getattr(a, "tolerance", None) is not None]
       raise app.UsageError(f"--check: {n} states no tolerance; checkable: {checkable}")
     for run in artifact.runs:
       if RUNS[run].data_dir and not data_dir:
-        raise app.UsageError(f"{n}: run {run} reads tabular data; pass --data_dir (the folder "
-                             "with compas-scores-two-years.csv, adult.data, adult.test, german.data)")
+        raise app.UsageError(
+            f"{n}: run {run} reads tabular data; pass --data_dir (the folder with "
+            "compas-scores-two-years.csv, adult.data, adult.test, german.data)")
       load_config(RUNS[run])
 
 
@@ -759,7 +767,8 @@ def describe(name: str) -> str:
   if isinstance(artifact, Figure):
     target = f"{figure_path(name)} <- {artifact.run}/{artifact.source}"
   else:
-    checkable = "" if artifact.tolerance is None else f", --check (tolerance {artifact.tolerance:g})"
+    tolerance = artifact.tolerance
+    checkable = "" if tolerance is None else f", --check (tolerance {tolerance:g})"
     target = f"{artifact.doc} block{checkable}"
   runs = "".join(f"\n    {RUNS[r].command('WORKDIR_ROOT/' + r)}" for r in artifact.runs)
   return f"{name}: {target}{runs}"

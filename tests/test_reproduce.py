@@ -162,8 +162,10 @@ def _prune_workdir(path, arms, values):
 
 def test_prune_rounds_table_from_the_summary(tmp_path):
   arms = ["global_magnitude:lr_rewind", "global_magnitude:fine_tune"]
-  values = {("global_magnitude:fine_tune", 0): [0.9, 0.92], ("global_magnitude:fine_tune", 2): [0.8, 0.9],
-            ("global_magnitude:lr_rewind", 0): [0.9, 0.92], ("global_magnitude:lr_rewind", 2): [0.95]}
+  values = {("global_magnitude:fine_tune", 0): [0.9, 0.92],
+            ("global_magnitude:fine_tune", 2): [0.8, 0.9],
+            ("global_magnitude:lr_rewind", 0): [0.9, 0.92],
+            ("global_magnitude:lr_rewind", 2): [0.95]}
   _prune_workdir(str(tmp_path / "w"), arms, values)
   table = reproduce.prune_rounds("run", (0, 2, 7))({"run": str(tmp_path / "w")})
   assert table == ("| arm | round 0 (100.0%) | round 2 (64.0%) |\n|---|---|---|\n"
