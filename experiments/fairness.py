@@ -8,7 +8,7 @@ r"""Fairness under label and selection bias: the sweeps of Wick, Panda & Tristan
       --config.data_dir=/work/shared/data --workdir=/tmp/fa      # and fairness_german.py
 
 For each setting (beta, sigma, eta) the five models (baseline, oracle, reweighing, in-processing,
-semi-supervised) are fitted to convergence (`lipprune.fairness.training`) on ``num_datasets`` data
+semi-supervised) are fitted to convergence (`lipprune.fairness.training`) on ``num_seeds`` data
 sets (the generator with different keys, or a real data set with different random 40/40/20
 train/unlabeled/test splits, every preprocessing statistic fitted on the split's training rows) and
 scored on the test split against the observed labels y and the clean labels z. Sweeps: ``eta`` at
@@ -86,8 +86,7 @@ def validate_config(config) -> None:
                      "config.methods or use penalty='dp'")
   common.validate_choice("generator.selection", config.generator.selection, synthetic.SELECTION_MECHANISMS)
   common.validate_choice("selection", config.selection, REAL_SELECTION)
-  common.validate_positive("seed", config.seed, allow_zero=True, integer=True)
-  common.validate_positive("num_datasets", config.num_datasets, integer=True)
+  common.replicate_seeds(config)
   for f in ("max_iter", "lbfgs_memory", "epochs", "batch_size", "patience", "penalty_batch_size"):
     common.validate_positive(f"train.{f}", t[f], integer=True)
   for f in ("tol", "learning_rate"):
@@ -168,7 +167,7 @@ def make_synthetic_runner(config):
     return res, d["pool_ok"]
 
   run = jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
-  keys = jax.random.split(jax.random.key(config.seed), config.num_datasets)
+  keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
 
   def runner(beta, sigma, eta):
     res, ok = run(keys, beta, sigma, eta)
@@ -261,7 +260,7 @@ def make_real_runner(config, splits):
     return res
 
   run = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None)))
-  keys = jax.random.split(jax.random.key(config.seed), config.num_datasets)
+  keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
   return lambda beta, sigma, eta: run(keys, data["train"], data["unlabeled"], data["test"], beta, sigma, eta)
 
 
@@ -398,7 +397,7 @@ def _plot(path, config, sweep, items, results):
   axes[2].axhline(1.0, color="k", lw=0.8, ls="--")
   axes[0].legend(fontsize=8)
   fig.suptitle(f"{config.dataset} / {config.model}, positive class: {POSITIVE_CLASS[config.dataset]}; "
-               f"{sweep} sweep ({fixed}); mean +- s.e. over {config.num_datasets} data sets", fontsize=11)
+               f"{sweep} sweep ({fixed}); mean +- s.e. over {config.num_seeds} data sets", fontsize=11)
   fig.tight_layout()
   save_figure(fig, path)
 
@@ -431,7 +430,7 @@ def run(config, workdir: str) -> dict:
         continue
       if runner is None:
         runner = (make_synthetic_runner(config) if table is None
-                  else make_real_runner(config, real_splits(config, table, config.num_datasets)))
+                  else make_real_runner(config, real_splits(config, table, config.num_seeds)))
       res = _to_lists(runner(*(jnp.float32(v) for v in setting)))
       io.write_json(path, res)
       results[name] = res

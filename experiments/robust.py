@@ -175,7 +175,7 @@ def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values.
   The training fields are those of experiments.train; the rest are the threat model's."""
   train_job.validate_config(config)
-  common.validate_positive("num_seeds", config.num_seeds, integer=True)
+  common.replicate_seeds(config)
   common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True,
                            integer=True)
   specs = method_specs(config)
@@ -365,8 +365,7 @@ def run(config, workdir: str) -> list[dict]:
   common.open_workdir(workdir, config)
   rows = []
   for spec in specs:
-    for k in range(config.num_seeds):
-      seed = config.seed + k
+    for seed in common.replicate_seeds(config):
       run_dir = os.path.join(workdir, "runs", spec.replace(":", "_").replace("=", ""), f"seed{seed}")
       res = run_one(config, spec, seed, run_dir, train_ds, test_ds)
       if not res:

@@ -66,7 +66,7 @@ def test_reinit_uses_fresh_weights_full_schedule():
 def _tiny_config(**over):
   from experiments.configs import prune_digits_mlp
   c = prune_digits_mlp.get_config()
-  c.seeds = (0,)
+  c.num_seeds = 1
   c.model_kwargs.hidden = (24,)
   c.batch_size = 128
   c.num_epochs = 2  # 11 steps per epoch on the 1437 digits
