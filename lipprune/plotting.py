@@ -126,6 +126,10 @@ METRICS: dict[str, tuple[str, float]] = {
 }
 
 
+# Norms of distances and threat models, as axis labels write them.
+NORM_LABELS = {"linf": "ℓ∞", "l2": "ℓ2", "l1": "ℓ1"}
+
+
 def _metric(key: str) -> tuple[str, float] | None:
   if key in METRICS:
     return METRICS[key]

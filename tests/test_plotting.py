@@ -184,6 +184,25 @@ def test_robust_figure_plain_log_ticks_and_one_colour_per_method(tmp_path, saved
   assert colours["trades:beta=1"] == colours["trades:beta=6"] != colours["natural"]
 
 
+def test_fairness_sweep_figure_labels_and_colours(tmp_path, saved_figures):
+  from experiments import fairness
+  from experiments.configs import fairness_synthetic
+  config = fairness_synthetic.get_config()
+  items = fairness.sweep_settings(config)["beta"]
+  rng = np.random.default_rng(1)
+  results = {fairness.setting_name(*s): {m: {"test": {k: rng.random(3) for k in ("f1_y", "f1_z", "di")}}
+                                         for m in config.methods} for _, s in items}
+  fairness._plot(str(tmp_path / "p" / "beta.png"), config, "beta", items, results)  # pylint: disable=protected-access
+  (fig,) = saved_figures
+  assert [ax.get_ylabel() for ax in fig.axes] == [
+      "weighted F1 vs observed labels y (0-1)", "weighted F1 vs clean labels z (0-1)",
+      "disparate impact ratio (1 = parity)"]
+  for ax in fig.axes:
+    drawn = {c.get_label(): mcolors.to_hex(c.lines[0].get_color()) for c in ax.containers}
+    assert drawn == {m: plotting.method_color(m) for m in config.methods}
+  assert "mean ± s.e. over 10 data sets" in fig._suptitle.get_text()  # pylint: disable=protected-access
+
+
 def test_log_axis_over_many_decades_keeps_powers_of_ten():
   fig, ax = plt.subplots()
   ax.plot([1e-4, 10.0], [1, 2])
