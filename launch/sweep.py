@@ -98,10 +98,12 @@ def expand(axes: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]]]:
   return [list(zip([f for f, _ in axes], vals)) for vals in itertools.product(*(v for _, v in axes))]
 
 
-def check_fields(config_path: str, fields: Sequence[str], passthrough: Sequence[str] = ()) -> None:
-  """Raises SweepError if a grid field is not in the config that ``config_path`` builds, or if a
-  grid over ``seed`` would run overlapping seeds (the config's ``num_seeds`` > 1 not overridden in
-  ``passthrough``)."""
+def check_fields(config_path: str, axes: list[tuple[str, list[str]]],
+                 passthrough: Sequence[str] = ()) -> None:
+  """Raises SweepError if a grid field is not in the config that ``config_path`` builds, or if the
+  runs of a grid over ``seed`` would share seeds (each does ``num_seeds`` of them: the config's, or
+  the ``--config.num_seeds`` of ``passthrough``)."""
+  fields = [f for f, _ in axes]
   path, _, arg = config_path.partition(":")
   if not os.path.isfile(path):
     raise SweepError(f"--config={config_path!r}: no such file (run from the repository root)")
@@ -119,10 +121,21 @@ def check_fields(config_path: str, fields: Sequence[str], passthrough: Sequence[
       if not hasattr(node, "keys") or part not in node.keys():
         raise SweepError(f"--grid key config.{field} is not a field of {path}")
       node = node[part]
-  overridden = any(a.startswith("--config.num_seeds=") for a in passthrough)
-  if "seed" in fields and config.get("num_seeds", 1) != 1 and not overridden:
-    raise SweepError(f"--grid config.seed: every run does config.num_seeds={config.num_seeds} seeds "
-                     "from its seed, so the runs would overlap; add -- --config.num_seeds=1")
+  firsts = dict(axes).get("seed")
+  if firsts is None or "num_seeds" in fields:
+    return
+  count = config.get("num_seeds", 1)
+  try:
+    for arg in passthrough:
+      if arg.startswith("--config.num_seeds="):
+        count = int(arg.partition("=")[2])
+    firsts = sorted(int(v) for v in firsts)
+  except ValueError as e:
+    raise SweepError(f"--grid config.seed and --config.num_seeds take integers ({e})") from None
+  if any(b - a < count for a, b in zip(firsts, firsts[1:])):
+    raise SweepError(f"--grid config.seed={','.join(map(str, firsts))}: each run does "
+                     f"config.num_seeds={count} seeds from its seed, so runs would repeat seeds; "
+                     "add -- --config.num_seeds=1 (or space the seeds num_seeds apart)")
 
 
 def commands(args, points) -> list[tuple[str, list[str]]]:
@@ -170,7 +183,7 @@ def main(argv: Sequence[str]) -> int:
   args, parser = parse_args(argv)
   try:
     axes = parse_grid(args.grid)
-    check_fields(args.config, [f for f, _ in axes], args.passthrough)
+    check_fields(args.config, axes, args.passthrough)
   except SweepError as e:
     parser.error(str(e))  # exits with status 2
   runs = commands(args, expand(axes))

@@ -457,6 +457,12 @@ def test_sweep_semicolon_separates_values_with_commas():
       ("lr_boundaries_epochs", ["(1,2)", "(3,4)"]), ("seed", ["7"])]
 
 
+def test_sweep_over_seeds_spaced_by_num_seeds_is_accepted(tmp_path):
+  runs = lines(sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", "config.seed=0,3,6",
+                     f"--workdir_root={tmp_path}", "--launcher=print"))
+  assert [argv[5:] for argv in runs] == [[f"--config.seed={s}"] for s in (0, 3, 6)]
+
+
 def test_sweep_slurm_launcher_dry_run(tmp_path):
   runs = lines(sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", "config.seed=0,1",
                      f"--workdir_root={tmp_path}", "--launcher=slurm", "--launcher_arg=--nodes=2",
@@ -494,7 +500,9 @@ def test_sweep_local_runs_every_point_and_reports_failures(tmp_path):
     ("config.seed=1,1", "repeated"),
     ("config.method=a,b", "config.method is not a field"),
     ("config.prune.nope=1", "config.prune.nope is not a field"),
-    ("config.seed=0,1", "--grid config.seed: every run does config.num_seeds=3 seeds"),
+    ("config.seed=1,0", "--grid config.seed=0,1: each run does config.num_seeds=3 seeds"),
+    ("config.seed=0,3,5", "--grid config.seed=0,3,5: each run does config.num_seeds=3 seeds"),
+    ("config.seed=0,a", "--grid config.seed and --config.num_seeds take integers"),
 ])
 def test_sweep_malformed_grid_fails_naming_it(tmp_path, grid, needle):
   proc = sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", grid, f"--workdir_root={tmp_path}",
