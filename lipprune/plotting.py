@@ -10,10 +10,10 @@ families, each with its own distinct colours:
 * pruning (retraining methods of `lipprune.sparsity`): the colour-blind-safe palette of Renda et
   al.'s plotting code (vision/plot/common.py ``color_of_method``) for the three it draws, and the
   Okabe-Ito blue for ``reinit``;
-* robust training (`lipprune.robust.METHODS`): matplotlib's ``tab10``, in the order of Yang et al.'s
-  Table 2 rows;
+* robust training (`lipprune.robust.METHODS`): matplotlib's ``tab10``, in that list's order;
 * fairness models (`lipprune.fairness.training.METHODS`, plus the report's ``compas_score`` and
-  ``baseline_blind`` rows): ``tab10`` as well; the COMPAS tool itself is grey.
+  ``baseline_blind`` rows): ``tab10`` as well (the colours experiments/fairness.py used); the
+  COMPAS tool itself is grey.
 
 A name appears in one family only, so one dictionary (`METHOD_COLORS`) serves all figures.
 
