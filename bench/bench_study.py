@@ -161,7 +161,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--repeats", type=int, default=2)
   parser.add_argument("--cache", choices=("cold", "warm"), default="cold")
   parser.add_argument("--set", action="append", default=[],
-                      help="config override for both sides, e.g. --set=seeds=(0,)")
+                      help="config override for both sides, e.g. --set=num_seeds=1")
   parser.add_argument("--scratch", default=None, help="directory for workdirs and caches")
   parser.add_argument("--keep", action="store_true", help="keep the workdirs for inspection")
   args = parser.parse_args(argv)

@@ -96,7 +96,8 @@ def unknown_overrides(config, paths: Iterable[str]) -> list[str]:
       if not hasattr(node, "keys") or part not in node:
         known = sorted(node.keys()) if hasattr(node, "keys") else []
         where = "the config" if not walked else f"config.{'.'.join(walked)}"
-        problems.append(f"--config.{path}: {where} has no field {part!r}; known fields: {known}")
+        hint = "" if walked else renamed_field_hint(part)
+        problems.append(f"--config.{path}: {where} has no field {part!r}{hint}; known fields: {known}")
         break
       node, walked = node[part], walked + [part]
   return problems
@@ -146,6 +147,32 @@ def validate_range(field: str, value, low, high, high_open: bool = False) -> Non
   _check_number(field, value, integer=False)
   if not (low <= value < high if high_open else low <= value <= high):
     raise ValueError(f"config.{field}={value!r} must lie in [{low}, {high}{')' if high_open else ']'}")
+
+
+# Replicates: every job names them ``seed`` (the first) and ``num_seeds`` (how many); the fields that
+# named them before fail with a message naming their replacement.
+RENAMED_FIELDS = {
+    "seeds": "config.seed (the first seed) and config.num_seeds (how many: seeds seed, seed+1, ..., "
+             "seed+num_seeds-1)",
+    "num_datasets": "config.num_seeds (one data set per seed: seeds seed, ..., seed+num_seeds-1)",
+}
+
+
+def renamed_field_hint(field: str) -> str:
+  """`` (renamed: ...)`` for a top-level field of `RENAMED_FIELDS`, else ``''``."""
+  new = RENAMED_FIELDS.get(field)
+  return f" (config.{field} was renamed: use {new})" if new else ""
+
+
+def replicate_seeds(config) -> list[int]:
+  """The seeds of a job's replicates, ``seed .. seed + num_seeds - 1``, after checking both fields
+  and that the config uses none of the old names (`RENAMED_FIELDS`)."""
+  for old in RENAMED_FIELDS:
+    if old in config:
+      raise ValueError(f"config.{old} was renamed: use {RENAMED_FIELDS[old]}")
+  validate_positive("seed", config.seed, allow_zero=True, integer=True)
+  validate_positive("num_seeds", config.num_seeds, integer=True)
+  return list(range(config.seed, config.seed + config.num_seeds))
 
 
 def validate_fraction(field: str, value) -> None:
@@ -226,9 +253,10 @@ def check_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIEL
       raise WorkdirError(f"{path} is unreadable ({e}); use a new --workdir or delete it") from None
     changed = config_differences(old, io._jsonable(config), ignore)  # pylint: disable=protected-access
     if changed:
+      renamed = "".join(renamed_field_hint(f) for f in changed)
       raise WorkdirError(
-          f"{workdir} holds a run with a different config (fields {changed}); use a new --workdir "
-          "or delete the old one")
+          f"{workdir} holds a run with a different config (fields {changed}){renamed}; use a new "
+          "--workdir or delete the old one")
 
 
 _SCOPES: list[list] = []  # the locks taken inside each active `workdir_job` call, innermost last

@@ -8,7 +8,7 @@ r"""Fairness under label and selection bias: the sweeps of Wick, Panda & Tristan
       --config.data_dir=/work/shared/data --workdir=/tmp/fa      # and fairness_german.py
 
 For each setting (beta, sigma, eta) the five models (baseline, oracle, reweighing, in-processing,
-semi-supervised) are fitted to convergence (`lipprune.fairness.training`) on ``num_datasets`` data
+semi-supervised) are fitted to convergence (`lipprune.fairness.training`) on ``num_seeds`` data
 sets (the generator with different keys, or a real data set with different random 40/40/20
 train/unlabeled/test splits, every preprocessing statistic fitted on the split's training rows) and
 scored on the test split against the observed labels y and the clean labels z. Sweeps: ``eta`` at
@@ -44,6 +44,7 @@ from absl import app, flags, logging
 from experiments import common
 from experiments import group_report
 from lipprune import models
+from lipprune import plotting
 from lipprune.data import tabular
 from lipprune.fairness import bias, losses, synthetic, training
 from lipprune.train import io, optimizers
@@ -63,10 +64,6 @@ POSITIVE_CLASS = {"synthetic": "z = 1", "compas": "re-offended within two years 
 POSITIVE_SHORT = {"synthetic": "z = 1", "compas": "re-offended", "adult": "income > 50K",
                   "german": "good credit"}
 FAVORABLE = {"synthetic": 1, "compas": 0, "adult": 1, "german": 1}
-# One colour per model, in every plot of the sweeps and the reports.
-METHOD_COLORS = {"compas_score": "#7f7f7f", "baseline": "#1f77b4", "baseline_blind": "#17becf",
-                 "oracle": "#2ca02c", "reweighing": "#ff7f0e", "inprocessing": "#d62728",
-                 "semisupervised": "#9467bd"}
 
 
 def validate_config(config) -> None:
@@ -86,8 +83,7 @@ def validate_config(config) -> None:
                      "config.methods or use penalty='dp'")
   common.validate_choice("generator.selection", config.generator.selection, synthetic.SELECTION_MECHANISMS)
   common.validate_choice("selection", config.selection, REAL_SELECTION)
-  common.validate_positive("seed", config.seed, allow_zero=True, integer=True)
-  common.validate_positive("num_datasets", config.num_datasets, integer=True)
+  common.replicate_seeds(config)
   for f in ("max_iter", "lbfgs_memory", "epochs", "batch_size", "patience", "penalty_batch_size"):
     common.validate_positive(f"train.{f}", t[f], integer=True)
   for f in ("tol", "learning_rate"):
@@ -168,7 +164,7 @@ def make_synthetic_runner(config):
     return res, d["pool_ok"]
 
   run = jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
-  keys = jax.random.split(jax.random.key(config.seed), config.num_datasets)
+  keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
 
   def runner(beta, sigma, eta):
     res, ok = run(keys, beta, sigma, eta)
@@ -261,7 +257,7 @@ def make_real_runner(config, splits):
     return res
 
   run = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None)))
-  keys = jax.random.split(jax.random.key(config.seed), config.num_datasets)
+  keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
   return lambda beta, sigma, eta: run(keys, data["train"], data["unlabeled"], data["test"], beta, sigma, eta)
 
 
@@ -380,7 +376,7 @@ def _plot(path, config, sweep, items, results):
       mean = np.array([s["mean"] for s in stats])
       se = np.array([s["se"] for s in stats])
       ax.errorbar(xs, mean, yerr=np.nan_to_num(se), marker="o", ms=3, capsize=2, label=method,
-                  color=METHOD_COLORS[method])
+                  color=plotting.method_color(method))
   favourable = "not flagged" if FAVORABLE[config.dataset] == 0 else POSITIVE_SHORT[config.dataset]
   titles = {"f1_y": "weighted F1 vs observed labels y", "f1_z": "weighted F1 vs clean labels z",
             "di": f"DI: P({favourable} | protected) / P(same | unprotected)"}
@@ -391,14 +387,14 @@ def _plot(path, config, sweep, items, results):
   for ax, key in zip(axes, ("f1_y", "f1_z", "di")):
     ax.set_title(titles[key], fontsize=10)
     ax.set_xlabel(axis_names[sweep])
-    ax.set_ylabel("DI ratio (1 = parity)" if key == "di" else "weighted F1 (0-1)")
+    ax.set_ylabel(plotting.metric_label(key))
     if sweep == "eta":
       ax.set_xscale("symlog", linthresh=0.1)
     ax.grid(alpha=0.3)
   axes[2].axhline(1.0, color="k", lw=0.8, ls="--")
   axes[0].legend(fontsize=8)
   fig.suptitle(f"{config.dataset} / {config.model}, positive class: {POSITIVE_CLASS[config.dataset]}; "
-               f"{sweep} sweep ({fixed}); mean +- s.e. over {config.num_datasets} data sets", fontsize=11)
+               f"{sweep} sweep ({fixed}); mean ± s.e. over {config.num_seeds} data sets", fontsize=11)
   fig.tight_layout()
   save_figure(fig, path)
 
@@ -431,7 +427,7 @@ def run(config, workdir: str) -> dict:
         continue
       if runner is None:
         runner = (make_synthetic_runner(config) if table is None
-                  else make_real_runner(config, real_splits(config, table, config.num_datasets)))
+                  else make_real_runner(config, real_splits(config, table, config.num_seeds)))
       res = _to_lists(runner(*(jnp.float32(v) for v in setting)))
       io.write_json(path, res)
       results[name] = res

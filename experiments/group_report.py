@@ -38,6 +38,7 @@ import numpy as np
 
 from experiments import common
 from lipprune import models
+from lipprune import plotting
 from lipprune.data import tabular
 from lipprune.fairness import groups as gm
 from lipprune.fairness import training
@@ -443,7 +444,8 @@ def _plots(config, rep, workdir):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from experiments.fairness import METHOD_COLORS, save_figure  # pylint: disable=g-import-not-at-top
+  from experiments.fairness import save_figure  # pylint: disable=g-import-not-at-top
+  protected_color, reference_color = (plotting.GROUP_COLORS[g] for g in ("protected", "reference"))
   names, pair, labels, pos = rep["groups"], rep["pair"], row_labels(config), _positive(config)
   i, j = names.index(pair[0]), names.index(pair[1])
   prefix = _prefix(config)
@@ -461,7 +463,8 @@ def _plots(config, rep, workdir):
     for k, row in enumerate(rows):
       s = rep["metrics"][row][metric]
       for off, g, hatch in ((-0.2, i, None), (0.2, j, "//")):
-        ax.bar(k + off, s["estimate"][g], 0.38, yerr=err(s, g), capsize=3, color=METHOD_COLORS[row],
+        ax.bar(k + off, s["estimate"][g], 0.38, yerr=err(s, g), capsize=3,
+               color=plotting.method_color(row),
                hatch=hatch, edgecolor="k", lw=0.5)
     ax.set_xticks(range(len(rows)), [labels[r] for r in rows], rotation=25, ha="right", fontsize=8)
     ax.set_ylabel(f"{METRIC_NAMES[metric]} (share, 0-1)")
@@ -473,7 +476,7 @@ def _plots(config, rep, workdir):
   for ax, row in zip(axes, rows[:2]):
     th = rep["thresholds"][row]
     cut = np.asarray(th["cutoffs"], float)
-    for g, color in ((i, "#d62728"), (j, "#1f77b4")):
+    for g, color in ((i, protected_color), (j, reference_color)):
       for metric, ls in (("fpr", "-"), ("fnr", "--")):
         s = th[metric]
         ax.plot(cut, s["estimate"][g], ls, color=color, label=f"{METRIC_NAMES[metric]}, {names[g]}")
@@ -495,7 +498,7 @@ def _plots(config, rep, workdir):
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
   for ax, row in zip(axes, rows[:2]):
     cal = rep["calibration"][row]
-    for g, color in ((i, "#d62728"), (j, "#1f77b4")):
+    for g, color in ((i, protected_color), (j, reference_color)):
       x = (np.arange(1, 11) if row == "compas_score" else cal["score_mean"]["estimate"][g])
       ax.errorbar(x, cal["rate"]["estimate"][g],
                   yerr=[np.nan_to_num(cal["rate"]["estimate"][g] - cal["rate"]["low"][g]),
@@ -520,7 +523,7 @@ def _plots(config, rep, workdir):
         ax.errorbar(betas + (0.003 if g == j else 0), s["estimate"][:, g],
                     yerr=[np.nan_to_num(s["estimate"][:, g] - s["low"][:, g]),
                           np.nan_to_num(s["high"][:, g] - s["estimate"][:, g])],
-                    ls=ls, marker="o", ms=3, capsize=2, color=METHOD_COLORS[row],
+                    ls=ls, marker="o", ms=3, capsize=2, color=plotting.method_color(row),
                     label=f"{labels[row]}, {names[g]}" if metric == "accuracy" else None)
     ax.set_xlabel("assumed label bias beta in the recorded labels")
     ax.set_ylabel(f"{metric if metric == 'accuracy' else METRIC_NAMES[metric]} vs de-biased labels (0-1)")

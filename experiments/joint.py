@@ -132,7 +132,7 @@ def run(config, workdir: str) -> dict:
   j = config.joint
   what = j.method if j.kind == "robust" else (
       f"{j.penalty} penalty eta={j.eta:g}, label bias {j.label_bias:g}")
-  title = f"{config.model} on {config.dataset}, {what}, {len(config.seeds)} seed(s)"
+  title = f"{config.model} on {config.dataset}, {what}, {config.num_seeds} seed(s)"
   return prune_job.run(config, workdir, title=title, **hooks(config))
 
 

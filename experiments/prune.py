@@ -28,6 +28,10 @@ warning is logged.
 Paired comparisons: ``config.compare`` lists ``'arm_a - arm_b'``; paired.csv holds, per round, the
 test accuracy difference paired by seed with a 95% confidence interval.
 
+Seeds: ``config.seed, ..., config.seed + config.num_seeds - 1``, one original run each (the
+workdir's ``seed_<s>``); ``config.data_seed`` fixes the data (the validation holdout and
+``prepare_data``), the same for every seed, so studies of single seeds run apart aggregate.
+
 Data: ``config.validation_size`` test examples are held out (Renda et al. hold out 20% of the test
 set) and evaluated every round; when the config lists several ``t`` for one method, the best
 ``t`` is selected per round on them (`experiments.study.select_t`).
@@ -144,10 +148,8 @@ def validate_config(config) -> list[Arm]:
   for a in arms:
     if a.retrain_epochs is not None and not 0 < a.retrain_epochs <= config.num_epochs:
       raise ValueError(f"config.arms {a.label}: t must be in (0, num_epochs={config.num_epochs}]")
-  if not config.seeds:
-    raise ValueError("config.seeds must list at least one seed")
-  for seed in config.seeds:
-    common.validate_positive("seeds[]", seed, allow_zero=True, integer=True)
+  common.replicate_seeds(config)
+  common.validate_positive("data_seed", config.data_seed, allow_zero=True, integer=True)
   return arms
 
 
@@ -290,10 +292,10 @@ def load_splits(config, prepare_data=None):
   train_job.validate_data(config, train_ds, test_ds)
   if prepare_data is not None:
     train_ds, test_ds = prepare_data(train_ds, test_ds,
-                                     jax.random.fold_in(jax.random.key(config.seed), 7))
+                                     jax.random.fold_in(jax.random.key(config.data_seed), 7))
   val_ds = None
   if config.get("validation_size", 0):
-    test_ds, val_ds = data_lib.holdout(test_ds, config.validation_size, config.seed)
+    test_ds, val_ds = data_lib.holdout(test_ds, config.validation_size, config.data_seed)
   return train_ds, test_ds, val_ds
 
 
@@ -311,8 +313,8 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
       the dense network and after every round; the metrics join the rows as ``test_<name>``, are
       aggregated over seeds and plotted against the compression ratio.
     prepare_data: ``(train_ds, test_ds, key) -> (train_ds, test_ds)`` applied once after loading
-      (before the validation examples are held out), with a key from ``config.seed`` (the same
-      data for every model seed).
+      (before the validation examples are held out), with a key from ``config.data_seed`` (the
+      same data for every model seed).
     title: the plots' title (default: model, dataset and number of seeds).
   """
   arms = validate_config(config)
@@ -331,7 +333,8 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
             steps_per_epoch(len(train_ds), config.batch_size), make_loss, extra_eval)
   common.open_workdir(workdir, config)
   rows = []
-  for seed in config.seeds:
+  seeds = common.replicate_seeds(config)
+  for seed in seeds:
     seed_run = train_dense(s, seed)
     if seed_run is None:
       return {"finished": False}
@@ -340,7 +343,7 @@ def run(config, workdir: str, *, make_loss=None, extra_eval=None, prepare_data=N
       if arm_rows is None:
         return {"finished": False}
       rows += arm_rows
-  title = title or f"{config.model} on {config.dataset}, {len(config.seeds)} seed(s)"
+  title = title or f"{config.model} on {config.dataset}, {len(seeds)} seed(s)"
   return study.write(workdir, rows, title=title, band=config.get("plot_band", "median_minmax"),
                      collapse_density=_collapse_density(config),
                      comparisons=[" - ".join(parse_arm(x).label for x in study.parse_comparison(c))

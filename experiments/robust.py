@@ -37,6 +37,7 @@ from experiments import common
 from experiments import train as train_job
 from lipprune import data as data_lib
 from lipprune import models
+from lipprune import plotting
 from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.robust import evaluate as robust_eval
@@ -175,7 +176,7 @@ def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values.
   The training fields are those of experiments.train; the rest are the threat model's."""
   train_job.validate_config(config)
-  common.validate_positive("num_seeds", config.num_seeds, integer=True)
+  common.replicate_seeds(config)
   common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True,
                            integer=True)
   specs = method_specs(config)
@@ -295,9 +296,7 @@ def summarize(rows: list[dict], specs: list[str]) -> list[dict]:
 
 
 def _mean_std(e, k, scale=100.0, digits=1) -> str:
-  std = e[k + "_std"]
-  spread = "n/a" if std is None else f"{scale * std:.{digits}f}"
-  return f"{scale * e[k]:.{digits}f} ± {spread}"
+  return plotting.mean_std(e[k], e[k + "_std"], scale, digits)
 
 
 def markdown_table(table: list[dict], config) -> str:
@@ -328,18 +327,19 @@ def plot(table: list[dict], rows: list[dict], path: str, title: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6, 4.5))
-  for i, e in enumerate(table):
-    color = f"C{i % 10}"
+  markers = plotting.method_markers(e["method"] for e in table)
+  for e in table:
+    color, marker = plotting.method_color(e["method"]), markers[e["method"]]
     runs = [r for r in rows if r["method"] == e["method"]]
     ax.scatter([r["test_lipschitz"] for r in runs], [100 * r["test_adv_accuracy"] for r in runs],
-               color=color, alpha=0.35, s=18)
+               color=color, marker=marker, alpha=0.35, s=18)
     ax.errorbar(e["test_lipschitz"], 100 * e["test_adv_accuracy"],
                 xerr=e["test_lipschitz_std"] or 0.0,
-                yerr=100 * (e["test_adv_accuracy_std"] or 0.0), fmt="o", color=color,
+                yerr=100 * (e["test_adv_accuracy_std"] or 0.0), fmt=marker, color=color,
                 label=e["method"], capsize=3)
-  ax.set_xscale("log")
-  ax.set_xlabel("test local Lipschitz constant (log scale)")
-  ax.set_ylabel("adversarial test accuracy (%)")
+  plotting.log_axis(ax, "x")
+  ax.set_xlabel(f"test {plotting.metric_label('test_lipschitz')}, log scale")
+  ax.set_ylabel(plotting.metric_label("test_adv_accuracy"))
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
@@ -365,8 +365,7 @@ def run(config, workdir: str) -> list[dict]:
   common.open_workdir(workdir, config)
   rows = []
   for spec in specs:
-    for k in range(config.num_seeds):
-      seed = config.seed + k
+    for seed in common.replicate_seeds(config):
       run_dir = os.path.join(workdir, "runs", spec.replace(":", "_").replace("=", ""), f"seed{seed}")
       res = run_one(config, spec, seed, run_dir, train_ds, test_ds)
       if not res:

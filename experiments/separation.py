@@ -18,6 +18,7 @@ from absl import app, flags, logging
 
 from experiments import common
 from lipprune import data as data_lib
+from lipprune import plotting
 from lipprune.robust import separation
 from lipprune.train import io
 
@@ -55,7 +56,8 @@ def plot_histograms(dists: dict, eps: float, norm: str, path: str, title: str) -
   for (name, _), d in zip(dists.items(), finite):
     ax.hist(d, bins=bins, alpha=0.55, label=f"{name} (min {d.min():.3f})")
   ax.axvline(2 * eps, color="k", linestyle="--", label=f"2 eps = {2 * eps:g}")
-  ax.set_xlabel(f"{norm} distance to the nearest training point of another class")
+  ax.set_xlabel(f"{plotting.NORM_LABELS.get(norm, norm)} distance to the nearest training point of "
+                "another class")
   ax.set_ylabel("points")
   ax.set_title(title)
   ax.legend(fontsize=8)

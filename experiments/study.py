@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from lipprune import plotting
+
 # Fields aggregated over seeds in every study (extra ``test_<name>`` metrics are added by hooks).
 AGG_FIELDS = ("density", "compression", "param_compression", "flops_ratio", "train_accuracy",
               "test_accuracy", "test_loss", "pruned_test_accuracy", "val_accuracy")
@@ -160,21 +162,12 @@ def paired_differences(rows: list[dict], comparisons, field: str = "test_accurac
   return out
 
 
-# One colour per retraining method in every plot (the colour-blind palette of the official plotting
-# code, vision/plot/common.py color_of_method), one line style per pruner.
-METHOD_COLORS = {"lr_rewind": (230, 159, 0), "weight_rewind": (86, 180, 233),
-                 "fine_tune": (0, 158, 115), "reinit": (0, 114, 178)}
-PRUNER_STYLES = {"global_magnitude": "-", "layerwise_magnitude": "-.", "filter_l1": "-",
-                 "random": ":", "random_filter": ":"}
-_MARKERS = "osD^vP*Xhp"
-
-
-def _style(arm: str, index_in_method: int) -> dict:
-  pruner, _, rest = arm.partition(":")
-  method = rest.partition("@")[0]
-  color = tuple(c / 255 for c in METHOD_COLORS.get(method, (120, 120, 120)))
-  return {"color": color, "linestyle": PRUNER_STYLES.get(pruner, "--"),
-          "marker": _MARKERS[index_in_method % len(_MARKERS)],
+def _style(arm: str, marker: str) -> dict:
+  """One colour per retraining method (`lipprune.plotting.method_color`), one line style per
+  pruner."""
+  pruner = arm.partition(":")[0]
+  return {"color": plotting.method_color(arm),
+          "linestyle": plotting.PRUNER_STYLES.get(pruner, "--"), "marker": marker,
           "linewidth": 2.5 if arm.endswith(SELECTED_SUFFIX) else 1.5}
 
 
@@ -213,38 +206,32 @@ def plot(summary: list[dict], path: str, title: str = "", metric: str = "test_ac
   if band not in BANDS:
     raise ValueError(f"band must be one of {list(BANDS)}, got {band!r}")
   plt = _pyplot()
-  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   grouped = {a for arms in t_groups([s["arm"] for s in summary
                                      if not s["arm"].endswith(SELECTED_SUFFIX)]).values()
              for a in arms}
   has_selection = any(s["arm"].endswith(SELECTED_SUFFIX) for s in summary)
   arms = [a for a in dict.fromkeys(s["arm"] for s in summary)
           if not (has_selection and a in grouped)]
-  scale = 100 if metric.endswith("accuracy") else 1
+  scale = plotting.metric_scale(metric)
   fig, ax = plt.subplots(figsize=(7.5, 4.8))
   dense = [s for s in summary if s["round"] == 0][:1]
   if dense:
     y, lo, hi = _center_band(dense, metric, band, scale)
     ax.axhspan(lo[0], hi[0], color="0.85", zorder=0)
     ax.axhline(y[0], color="0.4", linewidth=1, linestyle="--", label="dense network", zorder=1)
-  seen: dict[str, int] = {}
+  markers = plotting.method_markers(arms)
   for arm in arms:
     rs = sorted((s for s in summary if s["arm"] == arm), key=lambda s: s["round"])
-    method = method_of(arm).partition(":")[2]
-    style = _style(arm, seen.setdefault(method, 0))
-    seen[method] += 1
+    style = _style(arm, markers[arm])
     x = np.asarray([s["compression_mean"] for s in rs])
     y, lo, hi = _center_band(rs, metric, band, scale)
     ax.plot(x, y, ms=4, label=arm, **style)
     if len(rs) and rs[0]["num_seeds"] > 1:
       ax.fill_between(x, lo, hi, color=style["color"], alpha=0.15, linewidth=0)
-  ax.set_xscale("log")
-  ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-  ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-  ax.set_xlabel("compression ratio (prunable weights dense / alive, log scale)")
-  unit = " (%)" if metric.endswith("accuracy") else ""
-  what = ("median, band min/max" if band == "median_minmax" else "mean, band +-1 std")
-  ax.set_ylabel(f"{metric.replace('_', ' ')}{unit}\n{what} over seeds")
+  plotting.compression_axis(ax)
+  ax.set_xlabel("compression ratio (x): prunable weights dense / alive, log scale")
+  what = ("median, band min/max" if band == "median_minmax" else "mean, band ± 1 std")
+  ax.set_ylabel(f"{plotting.metric_label(metric)}\n{what} over seeds")
   ax.set_title(title)
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize=7)
@@ -269,7 +256,7 @@ def plot_layer_density(rows: list[dict], arm: str, path: str, title: str = "",
   if collapse_density:
     ax.axhline(collapse_density, color="red", linestyle="--", linewidth=1,
                label=f"collapse threshold ({collapse_density:g})")
-  ax.set_yscale("log")
+  plotting.log_axis(ax, "y")
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_xlabel("pruning round (0 = dense)")

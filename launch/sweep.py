@@ -2,8 +2,8 @@ r"""Expand a small grid into one lipprune run per grid point, each with its own 
 
   python launch/sweep.py --job=prune --config=experiments/configs/prune_digits_mlp.py \
       --grid "config.arms=global_magnitude:fine_tune,global_magnitude:lr_rewind" \
-      --grid "config.seeds=0,1,2" --grid "config.prune.fraction=0.2,0.5" \
-      --workdir_root=/tmp/sweep [--launcher=local|print|slurm] [--dry_run] [-- --config.x=y ...]
+      --grid "config.seed=0,1,2" --grid "config.prune.fraction=0.2,0.5" \
+      --workdir_root=/tmp/sweep [--launcher=local|print|slurm] [--dry_run] -- --config.num_seeds=1
 
 Arguments:
   --job            train | prune | robust | separation | fairness
@@ -13,7 +13,7 @@ Arguments:
                    scalar given for a tuple field becomes a 1-tuple). Use ';' instead of ',' to
                    separate values that contain commas: --grid "config.lr_boundaries_epochs=(1,2);(3,4)".
   --workdir_root   each run's workdir is WORKDIR_ROOT/<name>, the name built from the grid values,
-                   e.g. arms-global_magnitude_fine_tune-1a2b3c__seeds-0: stable (the same point
+                   e.g. arms-global_magnitude_fine_tune-1a2b3c__seed-0: stable (the same point
                    always gets the same name, so rerunning the sweep resumes every run) and
                    filesystem-safe (characters outside [A-Za-z0-9._-] become '_' and a short hash
                    of the raw value is appended to keep names unique).
@@ -26,6 +26,9 @@ Arguments:
   --python         the interpreter in the commands (default: this one for local, python3 otherwise)
   --dry_run        print the commands that would run and execute nothing
   arguments after -- are passed to every run unchanged.
+
+Replicates: a run does seeds ``seed .. seed + num_seeds - 1``; a grid over ``config.seed`` therefore
+needs ``-- --config.num_seeds=1`` (checked) unless the config has one seed, or runs would overlap.
 """
 from __future__ import annotations
 
@@ -95,8 +98,12 @@ def expand(axes: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]]]:
   return [list(zip([f for f, _ in axes], vals)) for vals in itertools.product(*(v for _, v in axes))]
 
 
-def check_fields(config_path: str, fields: Sequence[str]) -> None:
-  """Raises SweepError if a grid field is not in the config that ``config_path`` builds."""
+def check_fields(config_path: str, axes: list[tuple[str, list[str]]],
+                 passthrough: Sequence[str] = ()) -> None:
+  """Raises SweepError if a grid field is not in the config that ``config_path`` builds, or if the
+  runs of a grid over ``seed`` would share seeds (each does ``num_seeds`` of them: the config's, or
+  the ``--config.num_seeds`` of ``passthrough``)."""
+  fields = [f for f, _ in axes]
   path, _, arg = config_path.partition(":")
   if not os.path.isfile(path):
     raise SweepError(f"--config={config_path!r}: no such file (run from the repository root)")
@@ -114,6 +121,21 @@ def check_fields(config_path: str, fields: Sequence[str]) -> None:
       if not hasattr(node, "keys") or part not in node.keys():
         raise SweepError(f"--grid key config.{field} is not a field of {path}")
       node = node[part]
+  firsts = dict(axes).get("seed")
+  if firsts is None or "num_seeds" in fields:
+    return
+  count = config.get("num_seeds", 1)
+  try:
+    for arg in passthrough:
+      if arg.startswith("--config.num_seeds="):
+        count = int(arg.partition("=")[2])
+    firsts = sorted(int(v) for v in firsts)
+  except ValueError as e:
+    raise SweepError(f"--grid config.seed and --config.num_seeds take integers ({e})") from None
+  if any(b - a < count for a, b in zip(firsts, firsts[1:])):
+    raise SweepError(f"--grid config.seed={','.join(map(str, firsts))}: each run does "
+                     f"config.num_seeds={count} seeds from its seed, so runs would repeat seeds; "
+                     "add -- --config.num_seeds=1 (or space the seeds num_seeds apart)")
 
 
 def commands(args, points) -> list[tuple[str, list[str]]]:
@@ -161,7 +183,7 @@ def main(argv: Sequence[str]) -> int:
   args, parser = parse_args(argv)
   try:
     axes = parse_grid(args.grid)
-    check_fields(args.config, [f for f, _ in axes])
+    check_fields(args.config, axes, args.passthrough)
   except SweepError as e:
     parser.error(str(e))  # exits with status 2
   runs = commands(args, expand(axes))

@@ -27,7 +27,7 @@ def _configs():
   train = mnist5k_mlp.get_config()
   train.dataset, train.num_epochs, train.model_kwargs.hidden = "digits", 1, (16,)
   prune = prune_digits_mlp.get_config()
-  prune.seeds, prune.num_epochs, prune.retrain_epochs = (0,), 1, 1.0
+  prune.num_seeds, prune.num_epochs, prune.retrain_epochs = 1, 1, 1.0
   prune.arms = ("global_magnitude:lr_rewind",)
   return {"train": train, "prune": prune, "robust": robust_digits_mlp.get_config(),
           "fairness": fairness_synthetic.get_config(), "separation": separation_digits.get_config(),
@@ -106,7 +106,9 @@ JOB_CASES = {
                        "config.arms entry 'global_magnitude:lr_rewind@abc'"),
     "prune layer rate>1": ("prune", _set(**{"prune.layer_rates": {"default": 1.5}}), ValueError,
                            "config.prune.layer_rates['default']"),
-    "prune seed<0": ("prune", _set(seeds=(-1,)), ValueError, "config.seeds"),
+    "prune seed<0": ("prune", _set(seed=-1), ValueError, "config.seed"),
+    "prune num_seeds=0": ("prune", _set(num_seeds=0), ValueError, "config.num_seeds"),
+    "prune data_seed<0": ("prune", _set(data_seed=-1), ValueError, "config.data_seed"),
     "prune lr=inf": ("prune", _set(learning_rate=INF), ValueError, "config.learning_rate"),
     "robust lr=inf": ("robust", _set(learning_rate=INF), ValueError, "config.learning_rate=inf"),
     "robust checkpoint_every<0": ("robust", _set(checkpoint_every=-1), ValueError,
@@ -117,7 +119,16 @@ JOB_CASES = {
                         "config.train.learning_rate"),
     "fairness momentum=1.5": ("fairness", _set(**{"train.momentum": 1.5}), ValueError,
                               "config.train.momentum"),
-    "fairness datasets=0": ("fairness", _set(num_datasets=0), ValueError, "config.num_datasets"),
+    "fairness num_seeds=0": ("fairness", _set(num_seeds=0), ValueError, "config.num_seeds"),
+    "prune old field seeds": ("prune", _set(seeds=(0, 1)), ValueError,
+                              "config.seeds was renamed: use config.seed (the first seed) and "
+                              "config.num_seeds"),
+    "joint old field seeds": ("joint_robust", _set(seeds=(0,)), ValueError,
+                              "config.seeds was renamed"),
+    "robust old field seeds": ("robust", _set(seeds=(0, 1, 2)), ValueError,
+                               "config.seeds was renamed"),
+    "fairness old field num_datasets": ("fairness", _set(num_datasets=3), ValueError,
+                                        "config.num_datasets was renamed: use config.num_seeds"),
     "fairness compas without data": ("fairness", _set(dataset="compas"), ValueError,
                                      "config.data_dir"),
     "separation bins=0": ("separation", _set(bins=0), ValueError, "config.bins"),
@@ -180,6 +191,23 @@ def _workdir_cases(tmp_path):
           (str(tmp_path / "file" / "run"), "is a file"),
           ("/sys/lipprune_cannot_exist", "--workdir=/sys/lipprune_cannot_exist cannot be created"),
           (str(taken), "different config (fields ['learning_rate'])")]
+
+
+def test_workdir_of_a_run_with_the_old_replicate_fields_names_the_new_ones(tmp_path):
+  """A workdir written before the replicate fields were renamed (prune: ``seeds``) fails the
+  config check with the fields' new names, and is left as it was."""
+  from lipprune.train import io
+  config = _configs()["prune"]
+  old = io._jsonable(config)  # pylint: disable=protected-access
+  del old["num_seeds"], old["data_seed"]
+  old["seeds"] = [0]
+  io.write_json(str(tmp_path / "config.json"), old)
+  before = _snapshot(tmp_path)
+  with pytest.raises(common.WorkdirError,
+                     match=r"fields \['data_seed', 'num_seeds', 'seeds'\]\) \(config.seeds was "
+                           r"renamed: use config.seed \(the first seed\) and config.num_seeds"):
+    prune_job.run(config, str(tmp_path))
+  assert _snapshot(tmp_path) == before
 
 
 def test_workdir_problems_named_and_nothing_written(tmp_path):
@@ -297,6 +325,10 @@ CLI_CASES = {
                                       "--config.prune.target_sparsity=1.5"],
                             ["config.prune.target_sparsity=1.5"]),
     "workdir is a file": ("train", [], ["is a file, not a directory"]),
+    "renamed field seeds": ("prune", ["--config.seeds=0"],
+                            ["--config.seeds: the config has no field 'seeds' (config.seeds was "
+                             "renamed: use config.seed (the first seed) and config.num_seeds",
+                             "'num_seeds'"]),
 }
 CLI_CONFIGS = {"train": "mnist5k_mlp", "prune": "prune_digits_mlp"}
 

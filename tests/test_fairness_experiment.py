@@ -13,7 +13,7 @@ from tests.conftest import shared_data_dir
 
 
 def _tiny(config):
-  config.num_datasets = 2
+  config.num_seeds = 2
   config.methods = ("baseline", "semisupervised")
   config.train.max_iter = 50
   config.eta_values = (0.0, 10.0)
@@ -210,7 +210,7 @@ def test_configs_pin_the_papers_values():
   c = fairness_synthetic.get_config()
   g = c.generator
   assert (g.num_features, g.alpha, g.n_train, g.n_test, g.n_unlabeled) == (20, 0.5, 200, 1000, 10000)
-  assert g.selection == "paper" and c.num_datasets == 10
+  assert g.selection == "paper" and c.num_seeds == 10
   assert c.sigma_sweep_beta == 0.2 and max(c.sigma_values) == 8.0 and min(c.sigma_values) == 1.0
   assert c.methods == ("baseline", "oracle", "reweighing", "inprocessing", "semisupervised")
   compas = fairness_compas.get_config()

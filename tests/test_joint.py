@@ -9,7 +9,7 @@ from tests.conftest import shared_data_dir
 
 
 def _small(config, **overrides):
-  config.seeds = (0,)
+  config.num_seeds = 1
   config.num_epochs = 3
   config.retrain_epochs = 3.0
   config.lr_boundaries_epochs = (2,)

@@ -242,13 +242,13 @@ def test_tpu_install_copies_the_repo_to_all_workers():
 
 def test_tpu_run_same_command_on_all_workers():
   ssh = lines(sh("tpu_vm.sh", "run", *TPU, "--bucket=my-bkt", "--job=prune", f"--config={PRUNE_CFG}",
-                 "--dry_run", "--", "--config.seeds=1", "--config.arms=global_magnitude:lr_rewind@5"))
+                 "--dry_run", "--", "--config.seed=1", "--config.arms=global_magnitude:lr_rewind@5"))
   assert len(ssh) == 1 and len(ssh[0]) == 10
   assert ssh[0][:9] == [*GCLOUD, "ssh", "lp-pod", "--zone=us-central2-b", "--worker=all", "--command"]
   remote = shlex.split(ssh[0][-1])
   assert remote[:4] == ["cd", "~/lipprune", "&&", "LIPPRUNE_DISTRIBUTED=1"]
   assert remote[4:] == ["python3", "-m", "experiments.prune", f"--config={PRUNE_CFG}",
-                        "--workdir=/gcs/my-bkt/lipprune/prune", "--config.seeds=1",
+                        "--workdir=/gcs/my-bkt/lipprune/prune", "--config.seed=1",
                         "--config.arms=global_magnitude:lr_rewind@5"]
 
 
@@ -402,12 +402,13 @@ def _sweep_module():
 
 
 ARMS = "config.arms=global_magnitude:fine_tune,global_magnitude:weight_rewind@22.5,global_magnitude:lr_rewind"
-SEEDS = "config.seeds=0,1,2"
+SEEDS = "config.seed=0,1,2"
 
 
 def test_sweep_expands_3x3_with_unique_safe_workdirs(tmp_path):
   proc = sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", ARMS, "--grid", SEEDS,
-               f"--workdir_root={tmp_path}", "--launcher=print", "--", "--config.prune.rounds=2")
+               f"--workdir_root={tmp_path}", "--launcher=print", "--", "--config.num_seeds=1",
+               "--config.prune.rounds=2")
   runs = lines(proc)
   assert len(runs) == 9 and "9 runs" in proc.stderr
   arms = ARMS.split("=", 1)[1].split(",")
@@ -415,13 +416,14 @@ def test_sweep_expands_3x3_with_unique_safe_workdirs(tmp_path):
   workdirs = []
   for argv, (arm, seed) in zip(runs, expected_points):
     assert argv[:4] == ["python3", "-m", "experiments.prune", f"--config={PRUNE_CFG}"]
-    assert argv[5:] == [f"--config.arms={arm}", f"--config.seeds={seed}", "--config.prune.rounds=2"]
+    assert argv[5:] == [f"--config.arms={arm}", f"--config.seed={seed}", "--config.num_seeds=1",
+                        "--config.prune.rounds=2"]
     workdir = argv[4].removeprefix("--workdir=")
     assert Path(workdir).parent == tmp_path
     workdirs.append(Path(workdir).name)
   assert len(set(workdirs)) == 9
   assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", w) for w in workdirs)
-  assert workdirs[0].startswith("arms-global_magnitude_fine_tune-") and workdirs[0].endswith("__seeds-0")
+  assert workdirs[0].startswith("arms-global_magnitude_fine_tune-") and workdirs[0].endswith("__seed-0")
   assert not list(tmp_path.iterdir()), "print creates nothing"
 
 
@@ -430,10 +432,11 @@ def test_sweep_names_are_stable_when_the_grid_grows(tmp_path):
     args = ["--job=prune", f"--config={PRUNE_CFG}", f"--workdir_root={tmp_path}", "--launcher=print"]
     for g in grids:
       args += ["--grid", g]
+    args += ["--", "--config.num_seeds=1"]
     return [Path(a[4].removeprefix("--workdir=")).name for a in lines(sweep(*args))]
-  small = names("config.prune.fraction=0.2,0.5", "config.seeds=0")
-  large = names("config.prune.fraction=0.2,0.5,0.9", "config.seeds=0")
-  assert small == ["prune.fraction-0.2__seeds-0", "prune.fraction-0.5__seeds-0"]
+  small = names("config.prune.fraction=0.2,0.5", "config.seed=0")
+  large = names("config.prune.fraction=0.2,0.5,0.9", "config.seed=0")
+  assert small == ["prune.fraction-0.2__seed-0", "prune.fraction-0.5__seed-0"]
   assert large[:2] == small and len(large) == 3
 
 
@@ -454,15 +457,21 @@ def test_sweep_semicolon_separates_values_with_commas():
       ("lr_boundaries_epochs", ["(1,2)", "(3,4)"]), ("seed", ["7"])]
 
 
+def test_sweep_over_seeds_spaced_by_num_seeds_is_accepted(tmp_path):
+  runs = lines(sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", "config.seed=0,3,6",
+                     f"--workdir_root={tmp_path}", "--launcher=print"))
+  assert [argv[5:] for argv in runs] == [[f"--config.seed={s}"] for s in (0, 3, 6)]
+
+
 def test_sweep_slurm_launcher_dry_run(tmp_path):
-  runs = lines(sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", "config.seeds=0,1",
+  runs = lines(sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", "config.seed=0,1",
                      f"--workdir_root={tmp_path}", "--launcher=slurm", "--launcher_arg=--nodes=2",
-                     "--launcher_arg=--time=02:00:00", "--dry_run"))
+                     "--launcher_arg=--time=02:00:00", "--dry_run", "--", "--config.num_seeds=1"))
   assert len(runs) == 2
   for seed, argv in zip("01", runs):
     assert argv == ["bash", "launch/slurm.sh", "--job=prune", f"--config={PRUNE_CFG}",
-                    f"--workdir={tmp_path}/seeds-{seed}", "--nodes=2", "--time=02:00:00", "--",
-                    f"--config.seeds={seed}"]
+                    f"--workdir={tmp_path}/seed-{seed}", "--nodes=2", "--time=02:00:00", "--",
+                    f"--config.seed={seed}", "--config.num_seeds=1"]
     assert sh("slurm.sh", "--dry_run", *argv[2:]).returncode == 0  # slurm.sh accepts it
   assert not list(tmp_path.iterdir())
 
@@ -491,6 +500,9 @@ def test_sweep_local_runs_every_point_and_reports_failures(tmp_path):
     ("config.seed=1,1", "repeated"),
     ("config.method=a,b", "config.method is not a field"),
     ("config.prune.nope=1", "config.prune.nope is not a field"),
+    ("config.seed=1,0", "--grid config.seed=0,1: each run does config.num_seeds=3 seeds"),
+    ("config.seed=0,3,5", "--grid config.seed=0,3,5: each run does config.num_seeds=3 seeds"),
+    ("config.seed=0,a", "--grid config.seed and --config.num_seeds take integers"),
 ])
 def test_sweep_malformed_grid_fails_naming_it(tmp_path, grid, needle):
   proc = sweep("--job=prune", f"--config={PRUNE_CFG}", "--grid", grid, f"--workdir_root={tmp_path}",

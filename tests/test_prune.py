@@ -66,7 +66,7 @@ def test_reinit_uses_fresh_weights_full_schedule():
 def _tiny_config(**over):
   from experiments.configs import prune_digits_mlp
   c = prune_digits_mlp.get_config()
-  c.seeds = (0,)
+  c.num_seeds = 1
   c.model_kwargs.hidden = (24,)
   c.batch_size = 128
   c.num_epochs = 2  # 11 steps per epoch on the 1437 digits
@@ -493,3 +493,19 @@ def test_dense_network_does_not_depend_on_the_snapshot_steps(tmp_path):
   # ... and fine-tuning from it, round by round, is then identical too.
   rounds = lambda res: [r["test_loss"] for r in res["rows"] if r["arm"] == "global_magnitude:fine_tune"]
   assert rounds(one) == rounds(split)
+
+
+def test_a_study_of_one_seed_repeats_that_seed_of_a_larger_study(tmp_path):
+  """Seeds are ``seed .. seed + num_seeds - 1`` (workdir ``seed_<s>``), and the data (validation
+  holdout) follow ``data_seed``, not the first seed: seed 1 alone (as a sweep runs it) gives seed
+  1's rows of the study of seeds 0 and 1."""
+  from experiments import prune
+  arms = ("global_magnitude:lr_rewind",)
+  both = prune.run(_tiny_config(arms=arms, num_seeds=2), str(tmp_path / "both"))
+  alone = prune.run(_tiny_config(arms=arms, seed=1), str(tmp_path / "alone"))
+  assert sorted(p.name for p in (tmp_path / "both").glob("seed_*")) == ["seed_0", "seed_1"]
+  assert [p.name for p in (tmp_path / "alone").glob("seed_*")] == ["seed_1"]
+  assert {r["seed"] for r in both["rows"]} == {0, 1}
+  assert alone["rows"] == [r for r in both["rows"] if r["seed"] == 1]
+  assert [r for r in both["rows"] if r["seed"] == 0] != [
+      dict(r, seed=0) for r in alone["rows"]]  # the seeds are different runs

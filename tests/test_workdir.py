@@ -342,7 +342,7 @@ def test_killed_prune_resumes_bit_identical(tmp_path):
   ref = prune_job.run(_prune_config(), str(tmp_path / "ref"))
   wd = tmp_path / "killed"
   argv = [sys.executable, "-m", "experiments.prune",
-          "--config=experiments/configs/prune_digits_mlp.py", "--config.seeds=0",
+          "--config=experiments/configs/prune_digits_mlp.py", "--config.num_seeds=1",
           "--config.model_kwargs.hidden=24", "--config.batch_size=128", "--config.num_epochs=2",
           "--config.lr_boundaries_epochs=(1.0,)", "--config.retrain_epochs=2.0",
           "--config.prune.rounds=2", "--config.arms=global_magnitude:lr_rewind",

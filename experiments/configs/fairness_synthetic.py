@@ -18,7 +18,7 @@ def get_config(arg: str = "logistic"):
   c.model = arg or "logistic"
   c.hidden = (32,)  # MLP hidden widths (model='mlp'); ours, the paper uses logistic regression.
   c.methods = ("baseline", "oracle", "reweighing", "inprocessing", "semisupervised")  # paper section 5
-  c.num_datasets = 10  # paper: 10 data sets per setting (its figures' error bars)
+  c.num_seeds = 10  # data sets (seeds seed, ..., seed+9); paper: 10 per setting (its error bars)
   # The generator (appendix A.2): 20 binary features incl. rho, 200 train / 1,000 test / 10,000
   # unlabeled, 50/50 protected; tau is not reported (ours: 1). Selection 'paper' = section 5.2.
   c.generator = ml_collections.ConfigDict(dict(

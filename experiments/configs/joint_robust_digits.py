@@ -17,7 +17,7 @@ def get_config(method: str = "trades:beta=6"):
   c = prune_digits_mlp.get_config()
   c.joint = ml_collections.ConfigDict({"kind": "robust", "method": method})
   c.model_kwargs = ml_collections.ConfigDict({"hidden": (256,)})
-  c.seeds = (0, 1, 2)
+  c.num_seeds = 3
   c.num_epochs = 20
   c.lr_boundaries_epochs = (10, 15)
   c.retrain_epochs = 20.0

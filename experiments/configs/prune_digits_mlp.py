@@ -21,8 +21,9 @@ import ml_collections
 
 def get_config():
   c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.seeds = (0, 1, 2)
+  c.seed = 0  # the first seed: one original run per seed 0, 1, 2
+  c.num_seeds = 3
+  c.data_seed = 0  # the validation holdout (and a joint study's label bias): the same for every seed
   # Data.
   c.dataset = "digits"
   c.data_dir = ""

@@ -14,7 +14,7 @@ def get_config():
   # Gaussian Glorot init, as Frankle & Carbin (ICLR 2019, Fig. 2) train Conv-4.
   c.model_kwargs = ml_collections.ConfigDict({"widths": (16, 16, 32, 32), "hidden": (128, 128),
                                               "kernel_init": "glorot_normal"})
-  c.seeds = (0,)
+  c.num_seeds = 1
   c.num_epochs = 10
   c.lr_boundaries_epochs = (5, 7.5)
   c.learning_rate = 0.02
