@@ -38,6 +38,7 @@ import tempfile
 from typing import Callable
 
 from absl import app, flags
+import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = "experiments/configs"
@@ -98,11 +99,7 @@ _JOINT = dict(job="joint", finished="results.json")
 _ROBUST = dict(job="robust", finished="table.csv")
 _SEPARATION = dict(job="separation", finished="separation.json")
 _FAIR = dict(job="fairness", data_dir=True)
-_SEEDS5 = ("seeds", "(0,1,2,3,4)")
-_SEEDS10 = ("seeds", "(0,1,2,3,4,5,6,7,8,9)")
-_ONESHOT = (("prune.mode", "one_shot"), ("prune.target_sparsity", "0.98"), _SEEDS5,
-            ("arms", '("global_magnitude:fine_tune","global_magnitude:weight_rewind@22.5",'
-             '"global_magnitude:lr_rewind")'))
+_SEEDS10 = ("num_seeds", "10")
 
 
 def _compare(t: str) -> tuple[str, str]:
@@ -110,21 +107,33 @@ def _compare(t: str) -> tuple[str, str]:
           f'"global_magnitude:weight_rewind@{t} - global_magnitude:fine_tune")')
 
 
+def _oneshot(density: str, t: str) -> tuple[tuple[str, str], ...]:
+  """One-shot pruning to ``density`` (e.g. '0.02'), 10 seeds, every arm, the paired comparisons."""
+  return (("prune.mode", "one_shot"), ("prune.target_sparsity", f"{1 - float(density):.2f}"),
+          _SEEDS10, _compare(t))
+
+
 # Every run behind a published artifact, with the overrides its docs command states. Replicate
 # fields (`seeds`, `num_seeds`, `num_datasets`) are renamed here, in this one table.
 RUNS: dict[str, Run] = {
-    # docs/pruning.md, "Initialization and layer collapse": one-shot to 2% density, four recipes.
-    "prune_digits_oneshot_floor": Run(config="prune_digits_mlp.py", overrides=_ONESHOT, **_PRUNE),
+    # docs/pruning.md, "Initialization and layer collapse": one-shot to 2% density, four recipes
+    # (the default one is the 2% run of "The CPU experiment").
     "prune_digits_oneshot_nofloor": Run(
-        config="prune_digits_mlp.py", overrides=_ONESHOT + (("prune.min_density", "0"),), **_PRUNE),
+        config="prune_digits_mlp.py",
+        overrides=_oneshot("0.02", "22.5") + (("prune.min_density", "0"),), **_PRUNE),
     "prune_digits_oneshot_lamp": Run(
         config="prune_digits_mlp.py",
-        overrides=_ONESHOT + (("prune.min_density", "0"), ("prune.normalize", "lamp")), **_PRUNE),
+        overrides=_oneshot("0.02", "22.5") + (("prune.min_density", "0"),
+                                              ("prune.normalize", "lamp")), **_PRUNE),
     "prune_digits_oneshot_he": Run(
         config="prune_digits_mlp.py",
-        overrides=_ONESHOT + (("prune.min_density", "0"),
-                              ("model_kwargs.kernel_init", "he_normal")), **_PRUNE),
-    # docs/pruning.md, "The CPU experiment": the stated rerun (10 seeds, paired comparisons).
+        overrides=_oneshot("0.02", "22.5") + (("prune.min_density", "0"),
+                                              ("model_kwargs.kernel_init", "he_normal")), **_PRUNE),
+    # docs/pruning.md, "The CPU experiment": one-shot at 5%, 2%, 1% and iterative, 10 seeds, paired
+    # comparisons (weight rewinding at t = 0.75 T: @22.5 on digits, @15 on mnist5k).
+    **{f"prune_{data}_oneshot_{d[2:]}": Run(config=f"prune_{data}_mlp.py",
+                                            overrides=_oneshot(d, t), **_PRUNE)
+       for data, t in (("digits", "22.5"), ("mnist5k", "15")) for d in ("0.05", "0.02", "0.01")},
     "prune_digits_iterative": Run(config="prune_digits_mlp.py",
                                   overrides=(_SEEDS10, _compare("22.5")), **_PRUNE),
     "prune_mnist5k_iterative": Run(config="prune_mnist5k_mlp.py",
@@ -148,12 +157,13 @@ RUNS: dict[str, Run] = {
     "fair_adult": Run(config="fairness_adult.py", **_FAIR),
     "fair_german": Run(config="fairness_german.py", **_FAIR),
     # docs/joint.md.
-    "joint_trades": Run(config="joint_robust_digits.py", **_JOINT),
+    "joint_trades": Run(config="joint_robust_digits.py", overrides=(_SEEDS10,), **_JOINT),
     "joint_trades_control": Run(config="joint_robust_digits.py", overrides=(
-        ("prune.fraction", "0"), ("arms", "('global_magnitude:lr_rewind',)")), **_JOINT),
-    "joint_natural": Run(config="joint_robust_digits.py:natural", **_JOINT),
-    "joint_fair": Run(config="joint_fair_compas.py", data_dir=True, **_JOINT),
-    "joint_fair_baseline": Run(config="joint_fair_compas.py:baseline", data_dir=True, **_JOINT),
+        _SEEDS10, ("prune.fraction", "0"), ("arms", "('global_magnitude:lr_rewind',)")), **_JOINT),
+    "joint_natural": Run(config="joint_robust_digits.py:natural", overrides=(_SEEDS10,), **_JOINT),
+    "joint_fair": Run(config="joint_fair_compas.py", data_dir=True, overrides=(_SEEDS10,), **_JOINT),
+    "joint_fair_baseline": Run(config="joint_fair_compas.py:baseline", data_dir=True,
+                               overrides=(_SEEDS10,), **_JOINT),
 }
 
 
@@ -264,16 +274,15 @@ def prune_final_round(columns: dict[str, str], rows: tuple[tuple[str, dict[str, 
   return render
 
 
-def prune_oneshot(recipes: tuple[tuple[str, str], ...]):
-  """One row per recipe (run): per arm at the last round 'mean ± std, median [min, max]' of the
-  test accuracy (%), and how many (seed, arm) rows report a collapsed layer."""
+def prune_oneshot(recipes: tuple[tuple[str, str], ...], arms: tuple[str, ...]):
+  """One row per recipe (run): per arm of ``arms`` at the last round 'mean ± std, median [min, max]'
+  of the test accuracy (%), and how many (seed, arm) rows of any arm report a collapsed layer."""
   def render(workdirs):
-    out, head = [], None
+    out = []
+    head = ["recipe"] + [f"`{a}`" for a in arms] + ["collapsed"]
     for label, run in recipes:
       summary = _prune_summary(workdirs[run])
       last = _last_round(summary)
-      arms = _arms(summary)
-      head = head or ["recipe"] + [f"`{a}`" for a in arms] + ["collapsed"]
       cells = []
       for a in arms:
         s = summary[a, last]
@@ -286,6 +295,75 @@ def prune_oneshot(recipes: tuple[tuple[str, str], ...]):
       out.append([label] + cells + [_collapsed(rows)])
     return table_lines(head, out)
   return render
+
+
+def _interval(row: dict, scale: float = 100.0, digits: int = 2) -> str:
+  """'mean [low, high]' of a paired difference; 'n/a' bounds for one seed."""
+  m, lo, hi = (number(row[k]) for k in ("test_accuracy_diff_mean", "ci95_low", "ci95_high"))
+  if math.isnan(lo):
+    return f"{_signed_points(scale * m, digits)} [n/a]"
+  return (f"{_signed_points(scale * m, digits)} [{_signed_points(scale * lo, digits)}, "
+          f"{_signed_points(scale * hi, digits)}]")
+
+
+def _signed_points(value: float, digits: int) -> str:
+  return f"{value:+.{digits}f}".replace("-", "\u2212")
+
+
+def prune_paired(settings: tuple[tuple[str, str, tuple[int, ...]], ...],
+                 comparisons: tuple[tuple[str, str], ...]):
+  """Paired test-accuracy differences (points, mean over seeds [95% Student-t interval], from each
+  run's paired.csv); ``settings``: (label, run, rounds), one row per (setting, round);
+  ``comparisons``: (column head, ``config.compare`` entry)."""
+  def render(workdirs):
+    out = []
+    for label, run, rounds in settings:
+      paired = {(r["comparison"], int(r["round"])): r
+                for r in read_csv(os.path.join(workdirs[run], "paired.csv"))}
+      for rnd in rounds:
+        first = paired[comparisons[0][1], rnd]
+        density = f"{100 * number(first['density_a']):.1f}%"
+        out.append([label if len(rounds) == 1 else f"{label}, round {rnd}", density,
+                    first["num_seeds"]] + [_interval(paired[c, rnd]) for _, c in comparisons])
+    head = ["schedule", "density", "seeds"] + [h for h, _ in comparisons]
+    return table_lines(head, out)
+  return render
+
+
+def joint_paired_control(run: str, control: str, rounds: tuple[int, ...],
+                         metrics: tuple[tuple[str, str, float, int], ...]):
+  """Each arm of ``run`` minus the unpruned control (``control``'s only arm) at the same round,
+  paired by seed: mean [95% Student-t interval] per metric (``metrics`` as in `joint_rounds`)."""
+  def render(workdirs):
+    pruned = read_csv(os.path.join(workdirs[run], "results.csv"))
+    ref = {(int(r["round"]), r["seed"]): r
+           for r in read_csv(os.path.join(workdirs[control], "results.csv"))}
+    out = []
+    for arm in dict.fromkeys(r["arm"] for r in pruned):
+      for rnd in rounds:
+        rows = [r for r in pruned if r["arm"] == arm and int(r["round"]) == rnd
+                and (rnd, r["seed"]) in ref]
+        if not rows:
+          continue
+        cells = []
+        for _, field, scale, digits in metrics:
+          d = np.asarray([number(r[field]) - number(ref[rnd, r["seed"]][field]) for r in rows])
+          cells.append(_paired_cell(scale * d, digits))
+        density = np.mean([number(r["density"]) for r in rows])
+        out.append([arm.split(":", 1)[-1], str(rnd), f"{100 * density:.1f}%", str(len(rows))]
+                   + cells)
+    return table_lines(["arm", "round", "density", "seeds"] + [h for h, *_ in metrics], out)
+  return render
+
+
+def _paired_cell(d: np.ndarray, digits: int) -> str:
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  mean = float(d.mean())
+  if len(d) < 2:
+    return f"{_signed_points(mean, digits)} [n/a]"
+  half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+  return (f"{_signed_points(mean, digits)} [{_signed_points(mean - half, digits)}, "
+          f"{_signed_points(mean + half, digits)}]")
 
 
 def workdir_markdown(run: str, filename: str):
@@ -319,7 +397,7 @@ def _sweep_rows(workdir: str, table: str, keep: tuple[float, ...] = ()) -> list[
 
 def _signed(value) -> str:
   """A difference with its sign, the minus typeset as in the docs' prose (U+2212)."""
-  return f"{number(value):+.3f}".replace("-", "−")
+  return _signed_points(number(value), 3)
 
 
 FAIR_MODELS = (("reweighing", "reweighing"), ("in-processing", "inprocessing"),
@@ -489,14 +567,27 @@ _SEPARATION_TOLERANCE = 0.0  # an exact computation: the rendered text must not 
 ARTIFACTS: dict[str, Figure | Table] = {
     # Pruning.
     "pruning_digits_oneshot": Table(
-        runs=("prune_digits_oneshot_floor", "prune_digits_oneshot_nofloor",
+        runs=("prune_digits_oneshot_02", "prune_digits_oneshot_nofloor",
               "prune_digits_oneshot_lamp", "prune_digits_oneshot_he"),
         doc="docs/pruning.md", render=prune_oneshot((
-            ("default: Glorot init, 1% floor", "prune_digits_oneshot_floor"),
+            ("default: Glorot init, 1% floor", "prune_digits_oneshot_02"),
             ("Glorot init, no floor (`min_density=0`)", "prune_digits_oneshot_nofloor"),
             ("Glorot init, LAMP scores (`normalize='lamp'`, no floor)",
              "prune_digits_oneshot_lamp"),
-            ("He init, no floor", "prune_digits_oneshot_he")))),
+            ("He init, no floor", "prune_digits_oneshot_he")),
+            ("global_magnitude:fine_tune", "global_magnitude:weight_rewind@22.5",
+             "global_magnitude:lr_rewind"))),
+    **{f"pruning_{data}_paired": Table(
+        runs=tuple(f"prune_{data}_oneshot_{d}" for d in ("05", "02", "01"))
+        + (f"prune_{data}_iterative",), doc="docs/pruning.md", render=prune_paired(
+            tuple((f"one-shot {int(d)}%", f"prune_{data}_oneshot_{d}", (1,))
+                  for d in ("05", "02", "01"))
+            + (("iterative", f"prune_{data}_iterative", (5, 10, 14)),),
+            (("LR rewinding − weight rewinding (points)",
+              f"global_magnitude:lr_rewind - global_magnitude:weight_rewind@{t}"),
+             ("weight rewinding − fine-tuning (points)",
+              f"global_magnitude:weight_rewind@{t} - global_magnitude:fine_tune"))))
+       for data, t in (("digits", "22.5"), ("mnist5k", "15"))},
     "pruning_digits_rounds": Table(runs=("prune_digits_iterative",), doc="docs/pruning.md",
                                    render=prune_rounds("prune_digits_iterative",
                                                        (0, 4, 8, 10, 12, 13, 14))),
@@ -585,6 +676,10 @@ ARTIFACTS: dict[str, Figure | Table] = {
         runs=("joint_trades", "joint_trades_control"), doc="docs/joint.md", render=joint_rounds(
             (("joint_trades", "", True), ("joint_trades_control", "control, no pruning: ", False)),
             (5, 10), JOINT_ROBUST_METRICS, first="TRADES beta = 6")),
+    "joint_trades_vs_control": Table(
+        runs=("joint_trades", "joint_trades_control"), doc="docs/joint.md",
+        render=joint_paired_control("joint_trades", "joint_trades_control", (5, 10),
+                                    JOINT_ROBUST_METRICS)),
     "joint_natural_table": Table(
         runs=("joint_natural",), doc="docs/joint.md", render=joint_rounds(
             (("joint_natural", "", True),), (5, 10), JOINT_ROBUST_METRICS, first="natural")),
