@@ -28,7 +28,7 @@ import numpy as np
 from absl import logging
 
 from lipprune.data.iterators import BatchSampler, eval_batches
-from lipprune.train import chunks, io, loop_modes
+from lipprune.train import chunks, io, loop_modes, summary
 from lipprune.train.checkpoint import Checkpointer
 from lipprune.train.compilation import compile_clock
 from lipprune.train.parallel import check_batch_size, make_mesh, replicate, shard_batch
@@ -141,11 +141,16 @@ def _next_boundary(done: int, end: int, *everies: int) -> int:
 
 
 class _Run:
-  """One run's bookkeeping: name, checkpoints, metric records."""
+  """One run's bookkeeping: name, checkpoints, metric records and their TensorBoard view."""
 
-  def __init__(self, name, ckpt_dir, metrics_path):
+  def __init__(self, name, ckpt_dir, metrics_path, summary_dir=None, first_step=0):
+    if summary_dir is not None and not metrics_path:
+      raise ValueError(f"{name}: summary_dir needs a metrics_path (its event file is rebuilt from "
+                       "the metric records on resume)")
     self.name, self.metrics_path = name, metrics_path
     self.ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+    self.events = (summary.RunEvents(summary_dir, first_step)
+                   if summary_dir is not None and _is_main_process() else None)
 
   def restore(self, state, num_steps):
     """``(start, state)``: the latest checkpoint's, else ``(0, state)``; trims the metric records
@@ -158,11 +163,15 @@ class _Run:
         logging.info("%s: resumed from checkpoint at step %d/%d", self.name, start, num_steps)
     if self.metrics_path and _is_main_process():
       io.truncate_jsonl(self.metrics_path, start)
+    if self.events is not None:
+      self.events.reset(io.read_jsonl(self.metrics_path))
     return start, state
 
   def record(self, i, values):
     if self.metrics_path and _is_main_process():
       io.append_jsonl(self.metrics_path, {"step": i, "phase": self.name, **values})
+    if self.events is not None:
+      self.events.add(i, values)
 
   def last_good(self) -> str:
     last = self.ckpt.latest_progress() if self.ckpt else None
@@ -188,7 +197,8 @@ def train(state, train_step: Callable, data, *, batch_size: int,
           checkpoint_every: int = 0, log_every: int = 100, metrics_path: str | None = None,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
           stop_after: int | None = None, first_step: int = 0, loop_mode: str | None = None,
-          steps_per_dispatch: int | None = None, device_data: bool | None = None):
+          steps_per_dispatch: int | None = None, device_data: bool | None = None,
+          summary_dir=None):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
@@ -224,6 +234,9 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       `lipprune.train.chunks`, which says where the floats may then change).
     device_data: keep in-memory ``data`` on the device(s) and gather batches there (default: when
       a replicated copy fits in a quarter of a device's memory). Batch sources always stream.
+    summary_dir: a directory (local or any `etils.epath` path) for a TensorBoard event file of the
+      metric records (`lipprune.train.summary`), at run steps ``first_step + i``; needs
+      ``metrics_path``, from which the file is rebuilt on resume.
 
   Raises:
     NonFiniteLossError: when a loss is NaN/inf, or the state to be checkpointed holds a NaN/inf.
@@ -231,7 +244,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   """
   mesh = make_mesh() if mesh is None else mesh
   _check_args(batch_size, mesh, loop_mode, steps_per_dispatch)
-  run = _Run(name, ckpt_dir, metrics_path)
+  run = _Run(name, ckpt_dir, metrics_path, summary_dir, first_step)
   try:
     start, state = run.restore(state, num_steps)
     return _drive([run], state, start, train_step, data, keys=[key], vmapped=False,
@@ -249,14 +262,15 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                 log_every: int = 100, metrics_paths=None, eval_fn: Callable | None = None,
                 eval_every: int = 0, names=None, stop_after: int | None = None,
                 first_step: int = 0, loop_mode: str | None = None,
-                steps_per_dispatch: int | None = None, device_data: bool | None = None) -> list:
+                steps_per_dispatch: int | None = None, device_data: bool | None = None,
+                summary_dirs=None) -> list:
   """`train` for several runs that share a step function and data but not their state and key
   (the seeds of a study): returns their final states, in order.
 
   Run ``r`` is ``train(states[r], train_step, data, key=keys[r], ckpt_dir=ckpt_dirs[r],
-  metrics_path=metrics_paths[r], name=names[r], **the rest)``: the same batches, keys, checkpoints
-  (one directory per run, in `train`'s format, so a job may switch between the two freely),
-  records and errors. With ``vmapped=True`` the runs advance in lockstep as one ``jax.vmap``-ed
+  metrics_path=metrics_paths[r], name=names[r], summary_dir=summary_dirs[r], **the rest)``: the
+  same batches, keys, checkpoints (one directory per run, in `train`'s format, so a job may switch
+  between the two freely), records, event files and errors. With ``vmapped=True`` the runs advance in lockstep as one ``jax.vmap``-ed
   program, which on some backends and models is faster than running them one after the other;
   the parameters then equal the sequential ones within float rounding (batched matrix products may
   sum in another order), not bit for bit. ``vmapped=None`` chooses from the measured table
@@ -269,8 +283,9 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
   ckpt_dirs = list(ckpt_dirs) if ckpt_dirs is not None else [None] * runs
   metrics_paths = list(metrics_paths) if metrics_paths is not None else [None] * runs
   names = list(names) if names is not None else [f"seed{r}" for r in range(runs)]
+  summary_dirs = list(summary_dirs) if summary_dirs is not None else [None] * runs
   for field, values in (("ckpt_dirs", ckpt_dirs), ("metrics_paths", metrics_paths),
-                        ("names", names)):
+                        ("names", names), ("summary_dirs", summary_dirs)):
     if len(values) != runs:
       raise ValueError(f"train_seeds: {field} has {len(values)} entries for {runs} runs")
   mesh = make_mesh() if mesh is None else mesh
@@ -284,9 +299,11 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                                                                   batch_size, keys[0])
   if not vmapped or runs == 1:
     return [train(s, train_step, data, key=k, ckpt_dir=c, metrics_path=m, name=n,
-                  stop_after=stop_after, **common)
-            for s, k, c, m, n in zip(states, keys, ckpt_dirs, metrics_paths, names)]
-  group = [_Run(n, c, m) for n, c, m in zip(names, ckpt_dirs, metrics_paths)]
+                  stop_after=stop_after, summary_dir=d, **common)
+            for s, k, c, m, n, d in zip(states, keys, ckpt_dirs, metrics_paths, names,
+                                        summary_dirs)]
+  group = [_Run(n, c, m, d, first_step)
+           for n, c, m, d in zip(names, ckpt_dirs, metrics_paths, summary_dirs)]
   try:
     restored = [run.restore(s, num_steps) for run, s in zip(group, states)]
     start = max(p for p, _ in restored)
