@@ -123,8 +123,8 @@ def test_pruning_study_dense_run_and_every_round(tmp_path):
                         log_every=2, **over)
 
   work = str(tmp_path / "sliced")
-  for _ in range(10):  # stopped and resumed every 25 steps, mid-segment and mid-round
-    if prune.run(config(stop_after_steps=25), work)["finished"]:
+  for _ in range(10):  # stopped and resumed every 15 steps, mid-segment and mid-round
+    if prune.run(config(stop_after_steps=15), work)["finished"]:
       break
   out = prune.run(config(), work)
   assert out["finished"]

@@ -18,6 +18,7 @@ to it (`lipprune.train.chunks` says where a mode requested explicitly may differ
 """
 from __future__ import annotations
 
+import collections
 import functools
 import time
 from typing import Callable
@@ -181,6 +182,52 @@ class _Run:
   def close(self):
     if self.ckpt is not None:
       self.ckpt.close()
+
+
+class _StepRate:
+  """Training steps per second for the log, its ETA and the records, compilation excluded.
+
+  The clock of a call starts when its first dispatch has finished: that dispatch compiles (or loads
+  from the cache) and runs each program for the first time, which costs seconds that later steps
+  do not (the compile clock sees only part of it). Compilation inside later intervals (an
+  evaluation program's, a chunk of another length) is subtracted. The ETA uses the steps and
+  seconds of the last ``window`` log intervals; a record's ``steps_per_sec`` is its own interval's.
+  """
+
+  def __init__(self, clock, window: int = 4):
+    self.clock, self.laps = clock, collections.deque(maxlen=window)
+    self.first_compile = None
+    self.restart()
+
+  def restart(self):
+    self.t0, self.c0, self.steps = time.perf_counter(), self.clock.seconds(), 0
+
+  def add(self, outputs, steps: int) -> None:
+    """Counts a dispatch of ``steps`` steps; the first one is waited for and starts the clock."""
+    if self.first_compile is None:
+      jax.block_until_ready(outputs)
+      self.first_compile = self.clock.seconds()
+      self.restart()
+    else:
+      self.steps += steps
+
+  def lap(self) -> tuple[float, float]:
+    """``(rate of this interval, rate of the recent intervals)``; both NaN while no step after the
+    first dispatch has been timed."""
+    seconds = time.perf_counter() - self.t0 - (self.clock.seconds() - self.c0)
+    if self.steps:
+      self.laps.append((self.steps, max(seconds, 1e-9)))
+    rate = self.steps / max(seconds, 1e-9) if self.steps else float("nan")
+    self.restart()
+    total = sum(t for _, t in self.laps)
+    return rate, (sum(n for n, _ in self.laps) / total if self.laps else float("nan"))
+
+
+def _eta(steps_left: int, rate: float) -> str:
+  if not rate > 0:
+    return "?"
+  seconds = round(steps_left / rate)
+  return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _stack(trees):
@@ -358,7 +405,7 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
                f", {len(runs)} runs vmapped" if vmapped else "")
   state = chunks.copy_tree(state)  # chunks donate their input; the caller's state survives
   carry, count, state_finite = zeros, 0, None
-  t_log, compile_log = time.perf_counter(), clock.seconds()
+  rate = _StepRate(clock)
   done = start
   while done < end:
     boundary = _next_boundary(done, end, log_every, checkpoint_every if checkpointing else 0,
@@ -367,6 +414,11 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
       state, carry, state_finite = batches.run(state, carry, done, n)
       done += n
       count += n
+      first = rate.first_compile is None
+      rate.add(state_finite, n)
+      if first:
+        logging.info("%s: %.1fs compiling before the first steps ran (not counted in steps/s or "
+                     "the ETA)", name, rate.first_compile - compile_before)
     is_log = bool(log_every) and done % log_every == 0
     is_ckpt = checkpointing and bool(checkpoint_every) and done % checkpoint_every == 0
     is_eval = eval_fn is not None and bool(eval_every) and done % eval_every == 0
@@ -380,17 +432,15 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
         raise NonFiniteLossError(f"{run.name}: non-finite loss between steps {done - count} and "
                                  f"{done}; stopping. {run.last_good()}")
     if is_record:
-      now, compiled = time.perf_counter(), clock.seconds()
-      rate = count / max(now - t_log - (compiled - compile_log), 1e-9)  # compilation excluded
+      interval_rate, recent_rate = rate.lap()
       for r, run in enumerate(runs):
         means = {f"train/{k}": float(member(v, r)) / count for k, v in sums.items()}
-        logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs%s", run.name, done,
-                     num_steps, means.get("train/loss", float("nan")), rate,
-                     (num_steps - done) / rate, f"  (+{compiled - compile_log:.1f}s compiling)"
-                     if compiled > compile_log + 0.05 else "")
-        run.record(done, {**means, "steps_per_sec": rate})
+        logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %s", run.name, done, num_steps,
+                     means.get("train/loss", float("nan")), recent_rate,
+                     _eta(num_steps - done, recent_rate))
+        run.record(done, {**means, **({"steps_per_sec": interval_rate}
+                                      if interval_rate == interval_rate else {})})  # NaN: untimed
       carry, count = zeros, 0
-      t_log, compile_log = time.perf_counter(), clock.seconds()
     if is_eval and done != num_steps:
       for r, run in enumerate(runs):
         run.record(done, {f"eval/{k}": v for k, v in eval_fn(member(state, r)).items()})
@@ -406,7 +456,10 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
     if checkpointing and (is_ckpt or done == end):
       for r, run in enumerate(runs):
         run.ckpt.save(done, member(state, r))
-  logging.info("%s: %.1fs compiling in this call", name, clock.seconds() - compile_before)
+  later = clock.seconds() - (compile_before if rate.first_compile is None else rate.first_compile)
+  if later > 0.05:  # e.g. the evaluation program; the first dispatch's was reported
+    logging.info("%s: %.1fs more compiling after the first steps (not counted in steps/s)", name,
+                 later)
   return state
 
 
