@@ -157,3 +157,18 @@ def test_pruning_study_dense_run_and_every_round(tmp_path):
           _expected(records)
       rounds += 1
   assert rounds == 4
+
+
+def test_fairness_sweep_table_as_scalars(tmp_path):
+  from experiments import fairness
+  items = [(0.0, (0.0, 1.0, 10.0)), (0.2, (0.2, 1.0, 10.0))]
+  rows = [{"beta": v, "method": m, "test": "test", "grad_norm_max": 1e-5, "iterations_mean": 40.0,
+           **{k: 0.1 * i + 0.01 * j for j, k in enumerate(fairness.TABLE_METRICS)}}
+          for i, (v, _) in enumerate(items) for m in ("baseline", "oracle")]
+  fairness.write_events(str(tmp_path), "beta", items, rows)
+  fairness.write_events(str(tmp_path), "beta", items, rows)  # a rewrite adds no point
+  got = _scalars(tmp_path / "tb" / "beta" / "oracle")
+  assert set(got) == {f"test/{k}" for k in fairness.TABLE_METRICS} | {"fit/grad_norm_max",
+                                                                      "fit/iterations_mean"}
+  assert got["test/f1_z"] == [(0, np.float32(rows[0]["f1_z"])), (1, np.float32(rows[2]["f1_z"]))]
+  assert got["fit/iterations_mean"] == [(0, 40.0), (1, 40.0)]

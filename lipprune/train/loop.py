@@ -144,12 +144,13 @@ def _next_boundary(done: int, end: int, *everies: int) -> int:
 class _Run:
   """One run's bookkeeping: name, checkpoints, metric records and their TensorBoard view."""
 
-  def __init__(self, name, ckpt_dir, metrics_path, summary_dir=None, first_step=0):
+  def __init__(self, name, ckpt_dir, metrics_path, summary_dir=None, first_step=0,
+               async_checkpoints=False):
     if summary_dir is not None and not metrics_path:
       raise ValueError(f"{name}: summary_dir needs a metrics_path (its event file is rebuilt from "
                        "the metric records on resume)")
     self.name, self.metrics_path = name, metrics_path
-    self.ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+    self.ckpt = Checkpointer(ckpt_dir, async_save=async_checkpoints) if ckpt_dir else None
     self.events = (summary.RunEvents(summary_dir, first_step)
                    if summary_dir is not None and _is_main_process() else None)
 
@@ -245,7 +246,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
           stop_after: int | None = None, first_step: int = 0, loop_mode: str | None = None,
           steps_per_dispatch: int | None = None, device_data: bool | None = None,
-          summary_dir=None):
+          summary_dir=None, async_checkpoints: bool = False):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
@@ -284,6 +285,9 @@ def train(state, train_step: Callable, data, *, batch_size: int,
     summary_dir: a directory (local or any `etils.epath` path) for a TensorBoard event file of the
       metric records (`lipprune.train.summary`), at run steps ``first_step + i``; needs
       ``metrics_path``, from which the file is rebuilt on resume.
+    async_checkpoints: write checkpoints on a background thread while the next steps run
+      (`lipprune.train.checkpoint`); every one is finalized before this call returns. Off by
+      default: on CPU the writer competes with the steps for the cores (bench/bench_checkpoint.py).
 
   Raises:
     NonFiniteLossError: when a loss is NaN/inf, or the state to be checkpointed holds a NaN/inf.
@@ -291,7 +295,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   """
   mesh = make_mesh() if mesh is None else mesh
   _check_args(batch_size, mesh, loop_mode, steps_per_dispatch)
-  run = _Run(name, ckpt_dir, metrics_path, summary_dir, first_step)
+  run = _Run(name, ckpt_dir, metrics_path, summary_dir, first_step, async_checkpoints)
   try:
     start, state = run.restore(state, num_steps)
     return _drive([run], state, start, train_step, data, keys=[key], vmapped=False,
@@ -310,19 +314,20 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                 eval_every: int = 0, names=None, stop_after: int | None = None,
                 first_step: int = 0, loop_mode: str | None = None,
                 steps_per_dispatch: int | None = None, device_data: bool | None = None,
-                summary_dirs=None) -> list:
+                summary_dirs=None, async_checkpoints: bool = False) -> list:
   """`train` for several runs that share a step function and data but not their state and key
   (the seeds of a study): returns their final states, in order.
 
   Run ``r`` is ``train(states[r], train_step, data, key=keys[r], ckpt_dir=ckpt_dirs[r],
   metrics_path=metrics_paths[r], name=names[r], summary_dir=summary_dirs[r], **the rest)``: the
   same batches, keys, checkpoints (one directory per run, in `train`'s format, so a job may switch
-  between the two freely), records, event files and errors. With ``vmapped=True`` the runs advance in lockstep as one ``jax.vmap``-ed
-  program, which on some backends and models is faster than running them one after the other;
-  the parameters then equal the sequential ones within float rounding (batched matrix products may
-  sum in another order), not bit for bit. ``vmapped=None`` chooses from the measured table
-  ``lipprune.train.loop_modes.SEEDS_VMAP`` (off where it is not measured to pay). Runs resumed at
-  different steps first catch up one by one. ``eval_fn`` is called per run.
+  between the two freely), records, event files and errors. With ``vmapped=True`` the runs advance
+  in lockstep as one ``jax.vmap``-ed program, which on some backends and models is faster than
+  running them one after the other; the parameters then equal the sequential ones within float
+  rounding (batched matrix products may sum in another order), not bit for bit. ``vmapped=None``
+  chooses from the measured table ``lipprune.train.loop_modes.SEEDS_VMAP`` (off where it is not
+  measured to pay). Runs resumed at different steps first catch up one by one. ``eval_fn`` is
+  called per run.
   """
   runs = len(states)
   if len(keys) != runs:
@@ -346,10 +351,11 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                                                                   batch_size, keys[0])
   if not vmapped or runs == 1:
     return [train(s, train_step, data, key=k, ckpt_dir=c, metrics_path=m, name=n,
-                  stop_after=stop_after, summary_dir=d, **common)
+                  stop_after=stop_after, summary_dir=d, async_checkpoints=async_checkpoints,
+                  **common)
             for s, k, c, m, n, d in zip(states, keys, ckpt_dirs, metrics_paths, names,
                                         summary_dirs)]
-  group = [_Run(n, c, m, d, first_step)
+  group = [_Run(n, c, m, d, first_step, async_checkpoints)
            for n, c, m, d in zip(names, ckpt_dirs, metrics_paths, summary_dirs)]
   try:
     restored = [run.restore(s, num_steps) for run, s in zip(group, states)]
