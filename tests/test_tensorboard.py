@@ -6,11 +6,10 @@ import shutil
 import jax
 import numpy as np
 import pytest
+# TensorBoard's own reader, independent of the writer (a test-only dependency, requirements.txt).
+from tensorboard.backend.event_processing import event_accumulator
 
 from lipprune.train import io, summary
-
-event_accumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator")
 
 
 def _scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
