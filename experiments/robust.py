@@ -20,8 +20,9 @@ one (mnist1d, standardized tabular data) are refused unless the box is given. An
 must lie in (0, box width]; every attack's number of steps must be positive.
 
 Workdir layout: ``config.json``; ``runs/<method>/seed<k>/`` with checkpoints, metrics.jsonl and
-results.json; ``tb/<method>/seed<k>/`` with its TensorBoard events; ``results.csv`` (one row per run), ``table.csv`` and ``table.md`` (mean and standard
-deviation over seeds per method) and ``robust_adv_vs_lipschitz.png``. Rerunning resumes unfinished
+results.json; ``tb/<method>/seed<k>/`` with their TensorBoard events; ``results.csv`` (one row per
+run), ``table.csv`` and ``table.md`` (mean and standard deviation over seeds per method) and
+``robust_adv_vs_lipschitz.png``. Rerunning resumes unfinished
 runs, skips finished ones and never rewrites a finished table.
 """
 from __future__ import annotations
