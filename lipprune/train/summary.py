@@ -21,6 +21,16 @@ killed attempt wrote after that checkpoint; it then appends. A kill at any momen
 worst a file that the next attempt rewrites. Whole-result rows (`write_scalars`) go to a file of
 their own, replaced in one step, so writing one twice never duplicates a point.
 
+Rebuilt points carry the wall time of the rebuild (the records keep no time); steps and values are
+the records'. Why by hand: clu's ``metric_writers`` write through TensorFlow, tensorboardX through
+generated protobuf classes; the ~100 lines here need neither, and tests read the files back with
+TensorBoard's own reader.
+
+Layout (the jobs'): ``<workdir>/tb/<run>/`` with one run directory per seed / arm / round, e.g.
+``tb/seed_0/original`` and ``tb/seed_0/<arm>/round_2`` (experiments.prune); tags are the record keys
+(``train/loss``, ``eval/accuracy``, ``steps_per_sec``) and ``result/<field>`` for a finished run's
+row. TensorBoard's run filter then selects a seed, an arm or a round by name.
+
 Paths are anything `etils.epath.Path` accepts (local or ``gs://...``): local files are appended to
 and replaced through a temporary file; an object store cannot append, so there the file is
 rewritten whole from the bytes this writer holds.
