@@ -4,8 +4,8 @@ r"""Asynchronous against synchronous orbax checkpoint saves in the training loop
 
 Each contender is one `lipprune.train.train` call from the same state and key into a fresh
 checkpoint directory, saving ``--checkpoints`` times (every ``steps / checkpoints`` steps, the last
-at the end) with ``async_checkpoints=False`` (``sync``: each save returns when written, the
-default) or ``True`` (``async``: the write runs on orbax's background thread while the next steps
+at the end) with ``async_checkpoints=False`` (``sync``: each save returns when written) or ``True``
+(``async``, the loop's default: the write runs on orbax's background thread while the next steps
 run; the call returns once every checkpoint is finalized). Models and data are those of
 bench/bench_loop.py (LeNet-300-100 on digits-shaped data, ResNet-20 on CIFAR-shaped data).
 Contenders alternate repeats (`bench.common.measure_interleaved`); the ratio is async / sync speed

@@ -3,13 +3,16 @@
 The progress counter is separate from ``state.step``: a retraining run that rewinds the learning
 rate starts with ``state.step = T - t`` but progress 0, and resumes from its progress.
 
-Saves are synchronous by default. ``async_save=True`` lets orbax write a checkpoint on a background
-thread while training goes on: `save` returns once the arrays are copied off the device (so the
-loop may donate and overwrite them), the next `save`, `restore`, `latest_progress` and `close`
-wait for the write in flight, and `close` therefore returns only with every checkpoint finalized.
-A kill during a background write leaves orbax's temporary directory, never a checkpoint
-(`latest_progress` sees only finalized ones), so a resumed run starts from the previous checkpoint
-as it would after a kill during a synchronous save. bench/bench_checkpoint.py measures both.
+With ``async_save=True`` orbax writes a checkpoint on a background thread while training goes on:
+`save` returns once the arrays are copied off the device (so the loop may donate and overwrite
+them); the next `save`, `restore`, `latest_progress` and `close` wait for the write in flight, so
+`close` returns only with every checkpoint finalized. A kill during a background write leaves
+orbax's temporary directory, never a checkpoint (`latest_progress` sees only finalized ones), and a
+resumed run starts from the previous checkpoint, as after a kill during a synchronous save. The
+training loop saves asynchronously by default (`lipprune.train.train`'s ``async_checkpoints``);
+bench/bench_checkpoint.py measured 1.01x (LeNet-300-100, 10 saves in 660 steps) and 1.12x
+(ResNet-20, 3 saves in 24 steps) the speed of synchronous saves on a loaded 2-core CPU, with the
+same final states and checkpoints. `Checkpointer` itself defaults to synchronous saves.
 """
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ class _Run:
   """One run's bookkeeping: name, checkpoints, metric records and their TensorBoard view."""
 
   def __init__(self, name, ckpt_dir, metrics_path, summary_dir=None, first_step=0,
-               async_checkpoints=False):
+               async_checkpoints=True):
     if summary_dir is not None and not metrics_path:
       raise ValueError(f"{name}: summary_dir needs a metrics_path (its event file is rebuilt from "
                        "the metric records on resume)")
@@ -246,7 +246,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
           stop_after: int | None = None, first_step: int = 0, loop_mode: str | None = None,
           steps_per_dispatch: int | None = None, device_data: bool | None = None,
-          summary_dir=None, async_checkpoints: bool = False):
+          summary_dir=None, async_checkpoints: bool = True):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
@@ -286,8 +286,10 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       metric records (`lipprune.train.summary`), at run steps ``first_step + i``; needs
       ``metrics_path``, from which the file is rebuilt on resume.
     async_checkpoints: write checkpoints on a background thread while the next steps run
-      (`lipprune.train.checkpoint`); every one is finalized before this call returns. Off by
-      default: on CPU the writer competes with the steps for the cores (bench/bench_checkpoint.py).
+      (`lipprune.train.checkpoint`); every one is finalized before this call returns, and a kill
+      during a write resumes from the previous checkpoint as after a kill during a synchronous
+      save. ``False`` waits for each save (bench/bench_checkpoint.py measures both; the states and
+      checkpoints are the same bits).
 
   Raises:
     NonFiniteLossError: when a loss is NaN/inf, or the state to be checkpointed holds a NaN/inf.
@@ -314,7 +316,7 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                 eval_every: int = 0, names=None, stop_after: int | None = None,
                 first_step: int = 0, loop_mode: str | None = None,
                 steps_per_dispatch: int | None = None, device_data: bool | None = None,
-                summary_dirs=None, async_checkpoints: bool = False) -> list:
+                summary_dirs=None, async_checkpoints: bool = True) -> list:
   """`train` for several runs that share a step function and data but not their state and key
   (the seeds of a study): returns their final states, in order.
 
