@@ -28,7 +28,8 @@ sweeps share settings); ``tables/<sweep>.csv`` (mean, standard error and the cou
 (NaN) values over data sets, the largest final gradient norm, and what selection bias did: the
 share of favourable labels among the protected training rows and the rows kept);
 ``tables/<sweep>_paired.csv`` (each model minus the baseline on the same data sets);
-``plots/<sweep>.png``; on real data the group report of `experiments.group_report`
+``plots/<sweep>.png``; ``tb/<sweep>/<method>/`` (the sweep table's means as TensorBoard scalars,
+step k = the k-th swept value); on real data the group report of `experiments.group_report`
 (``court_report.md`` on COMPAS, ``group_report.md`` on Adult and German). Rerunning a finished
 workdir rewrites nothing.
 """
@@ -48,6 +49,7 @@ from lipprune import plotting
 from lipprune.data import tabular
 from lipprune.fairness import bias, losses, synthetic, training
 from lipprune.train import io, optimizers
+from lipprune.train.summary import write_scalars
 
 common.define_job_flags()
 
@@ -346,9 +348,23 @@ def _outputs(sweeps):
       os.path.join("plots", f"{s}.png") for s in sweeps]
 
 
+def write_events(workdir, sweep, items, rows) -> None:
+  """TensorBoard view of a sweep table: run ``tb/<sweep>/<method>``, step ``k`` = the sweep's k-th
+  value (the values are in ``tables/<sweep>.csv``), tags ``<test>/<metric>`` and ``fit/...`` (means
+  over data sets); a rewrite replaces the files."""
+  values = [v for v, _ in items]
+  for row in rows:
+    run = os.path.join(workdir, "tb", sweep, row["method"])
+    step = values.index(row[sweep])
+    write_scalars(run, step, {k: row[k] for k in TABLE_METRICS}, name=row["test"])
+    write_scalars(run, step, {k: row[k] for k in ("grad_norm_max", "iterations_mean")}, name="fit")
+
+
 def write_tables_and_plots(workdir, config, sweeps, results):
   for sweep, items in sweeps.items():
-    io.write_csv(os.path.join(workdir, "tables", f"{sweep}.csv"), sweep_table(config, sweep, items, results))
+    rows = sweep_table(config, sweep, items, results)
+    write_events(workdir, sweep, items, rows)
+    io.write_csv(os.path.join(workdir, "tables", f"{sweep}.csv"), rows)
     io.write_csv(os.path.join(workdir, "tables", f"{sweep}_paired.csv"),
                  paired_table(config, sweep, items, results))
     _plot(os.path.join(workdir, "plots", f"{sweep}.png"), config, sweep, items, results)

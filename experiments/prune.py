@@ -70,7 +70,7 @@ from lipprune.sparsity import accounting
 from lipprune.sparsity import flops as flops_lib
 from lipprune.sparsity import retrain as retrain_lib
 from lipprune.sparsity import shrink as shrink_lib
-from lipprune.train import io
+from lipprune.train import io, summary
 from lipprune.train.checkpoint import Checkpointer
 
 common.define_job_flags()
@@ -373,6 +373,15 @@ def _round_dir(s: Study, seed: int, arm: Arm, r: int) -> str:
   return os.path.join(_seed_dir(s, seed), study.safe_name(arm.label), f"round_{r}")
 
 
+_ROW_IDS = ("seed", "round")  # a row's identifiers, not measurements: no TensorBoard scalar
+
+
+def _tb_dir(s: Study, seed: int, *run: str) -> str:
+  """TensorBoard run directory: ``tb/seed_<k>/original`` for the dense run, and
+  ``tb/seed_<k>/<arm>/round_<r>`` for a round (whose row goes there under ``result/``)."""
+  return os.path.join(s.workdir, "tb", f"seed_{seed}", *run)
+
+
 def _snapshot_steps(s: Study, num_steps: int) -> list[int]:
   steps = {num_steps - _retrain_steps(a, s.spe, s.config, num_steps) for a in s.arms
            if a.retrain == "weight_rewind"}
@@ -414,7 +423,10 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
     state, done = s.budget.run(state, step_fn("original", sched), s.arrays["train"],
                                ckpt_dir=os.path.join(_seed_dir(s, seed), "original", f"seg_{i}"),
                                num_steps=b - a, key=run_key, first_step=a,
-                               name=f"seed{seed}/original", **s.loop_kw())
+                               name=f"seed{seed}/original", **s.loop_kw(),
+                               metrics_path=os.path.join(_seed_dir(s, seed), "original",
+                                                         f"metrics_seg_{i}.jsonl"),
+                               summary_dir=_tb_dir(s, seed, "original"))
     if not done:
       return None
     seed_run.snapshots[b] = state
@@ -427,6 +439,8 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
                                                                seed_run.eval_key),
                           "retrain_steps": 0}
     seed_run.dense_row["pruned_test_accuracy"] = seed_run.dense_row["test_accuracy"]
+    summary.write_scalars(_tb_dir(s, seed, "original"), num_steps, seed_run.dense_row,
+                          skip=_ROW_IDS)
     io.write_json(dense_path, seed_run.dense_row)
   return seed_run
 
@@ -476,7 +490,9 @@ def retrain(s: Study, seed_run: SeedRun, arm: Arm, prev, masks, r: int):
   new, done = s.budget.run(start, seed_run.step_fn(sched_key, schedule), s.arrays["train"],
                            ckpt_dir=os.path.join(rdir, "ckpt"), num_steps=n, key=key,
                            name=f"seed{seed_run.seed}/{arm.label}/round{r}",
-                           metrics_path=os.path.join(rdir, "metrics.jsonl"), **s.loop_kw())
+                           metrics_path=os.path.join(rdir, "metrics.jsonl"), **s.loop_kw(),
+                           summary_dir=_tb_dir(s, seed_run.seed, study.safe_name(arm.label),
+                                               f"round_{r}"))
   return (new if done else None), n
 
 
@@ -508,6 +524,8 @@ def record_round(s: Study, seed_run: SeedRun, arm: Arm, r: int, prev, new, masks
          **evaluate(s, seed_run, new, masks, jax.random.fold_in(seed_run.eval_key, r)),
          "pruned_test_accuracy": pruned["accuracy"],
          "retrain_steps": retrain_steps}
+  summary.write_scalars(_tb_dir(s, seed_run.seed, study.safe_name(arm.label), f"round_{r}"),
+                        retrain_steps, row, skip=_ROW_IDS)
   io.write_json(result_path, row)
   logging.info("seed %d %s round %d: density %.4f test acc %.4f", seed_run.seed, arm.label, r,
                row["density"], row["test_accuracy"])

@@ -20,8 +20,9 @@ one (mnist1d, standardized tabular data) are refused unless the box is given. An
 must lie in (0, box width]; every attack's number of steps must be positive.
 
 Workdir layout: ``config.json``; ``runs/<method>/seed<k>/`` with checkpoints, metrics.jsonl and
-results.json; ``results.csv`` (one row per run), ``table.csv`` and ``table.md`` (mean and standard
-deviation over seeds per method) and ``robust_adv_vs_lipschitz.png``. Rerunning resumes unfinished
+results.json; ``tb/<method>/seed<k>/`` with their TensorBoard events; ``results.csv`` (one row per
+run), ``table.csv`` and ``table.md`` (mean and standard deviation over seeds per method) and
+``robust_adv_vs_lipschitz.png``. Rerunning resumes unfinished
 runs, skips finished ones and never rewrites a finished table.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ from lipprune.robust import evaluate as robust_eval
 from lipprune.robust import lipschitz as robust_lipschitz
 from lipprune.robust import losses as robust_losses
 from lipprune.robust import models as _robust_models  # noqa: F401  (registers yang_cnn1/2)
-from lipprune.train import io, optimizers
+from lipprune.train import io, optimizers, summary
 
 common.define_job_flags()
 
@@ -210,8 +211,11 @@ def _subset(ds, n, seed):
   return ds.take(idx).arrays()
 
 
-def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> dict:
-  """Trains method ``spec`` with ``seed`` in ``run_dir`` (resuming) and evaluates it."""
+def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds,
+            summary_dir: str | None = None) -> dict:
+  """Trains method ``spec`` with ``seed`` in ``run_dir`` (resuming) and evaluates it; with
+  ``summary_dir``, writes TensorBoard events there (the training records, then the results under
+  ``result/``)."""
   results_path = os.path.join(run_dir, "results.json")
   if os.path.exists(results_path):
     return io.read_json(results_path)
@@ -237,6 +241,7 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
       key=run_key, ckpt_dir=os.path.join(run_dir, "checkpoints"),
       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       metrics_path=os.path.join(run_dir, "metrics.jsonl"), name=f"{spec}/seed{seed}",
+      summary_dir=summary_dir,
       stop_after=config.get("stop_after_steps") or None)
   if int(jax.device_get(state.step)) < num_steps:
     return {}
@@ -268,6 +273,8 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds) -> di
                     f"test_lipschitz_{e}": te[f"lipschitz_{e}"]})
   if autoattack:
     results.update(test_apgd_ce_accuracy=te["apgd_ce_accuracy"], test_aa_accuracy=te["aa_accuracy"])
+  if summary_dir is not None:
+    summary.write_scalars(summary_dir, num_steps, results, skip=("seed",))
   io.write_json(results_path, results)
   logging.info("%s seed %d: %s", spec, seed, results)
   return results
@@ -366,8 +373,10 @@ def run(config, workdir: str) -> list[dict]:
   rows = []
   for spec in specs:
     for seed in common.replicate_seeds(config):
-      run_dir = os.path.join(workdir, "runs", spec.replace(":", "_").replace("=", ""), f"seed{seed}")
-      res = run_one(config, spec, seed, run_dir, train_ds, test_ds)
+      method_dir = spec.replace(":", "_").replace("=", "")
+      run_dir = os.path.join(workdir, "runs", method_dir, f"seed{seed}")
+      res = run_one(config, spec, seed, run_dir, train_ds, test_ds,
+                    summary_dir=os.path.join(workdir, "tb", method_dir, f"seed{seed}"))
       if not res:
         logging.info("stopped early (stop_after_steps) in %s", run_dir)
         return []

@@ -4,8 +4,9 @@ r"""Train one model: the foundation job.
   python -m experiments.train --config=experiments/configs/cifar10_resnet20.py \
       --config.data_dir=~/tensorflow_datasets --workdir=/tmp/r20
 
-The workdir receives config.json, metrics.jsonl, checkpoints/ and results.json. Rerunning the same
-command resumes from the last checkpoint; a finished run only reports its results again.
+The workdir receives config.json, metrics.jsonl, checkpoints/, results.json and tb/train/ (their
+TensorBoard view: ``tensorboard --logdir <workdir>/tb``). Rerunning the same command resumes from
+the last checkpoint; a finished run only reports its results again.
 
 With ``--config.streaming=True`` the data are not loaded into memory: the train split is a
 `lipprune.data.streaming.StreamingSource` read batch by batch (each process reads its share) and the
@@ -29,7 +30,7 @@ from lipprune import train as train_lib
 from lipprune.data import augment as augment_lib
 from lipprune.data import loader as loader_lib
 from lipprune.data import streaming as streaming_lib
-from lipprune.train import io, loop, optimizers, parallel
+from lipprune.train import io, loop, optimizers, parallel, summary
 
 common.define_job_flags()
 
@@ -233,6 +234,7 @@ def _train_and_evaluate(config, workdir, train_ds, test_ds, test_indices, init_k
       num_steps=num_steps, key=run_key, mesh=mesh, ckpt_dir=os.path.join(workdir, "checkpoints"),
       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       metrics_path=os.path.join(workdir, "metrics.jsonl"), eval_fn=eval_fn,
+      summary_dir=os.path.join(workdir, "tb", "train"),
       eval_every=config.eval_every, stop_after=config.get("stop_after_steps") or None)
   if int(jax.device_get(state.step)) < num_steps:
     logging.info("stopped at step %d of %d (stop_after_steps)", int(state.step), num_steps)
@@ -243,6 +245,7 @@ def _train_and_evaluate(config, workdir, train_ds, test_ds, test_indices, init_k
              "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
              "train_accuracy": train_eval["accuracy"], "train_loss": train_eval["loss"],
              "test_accuracy": test_eval["accuracy"], "test_loss": test_eval["loss"]}
+  summary.write_scalars(os.path.join(workdir, "tb", "train"), num_steps, results)
   if jax.process_index() == 0:
     io.write_json(results_path, results)
   logging.info("results: %s", results)

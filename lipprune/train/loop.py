@@ -18,6 +18,7 @@ to it (`lipprune.train.chunks` says where a mode requested explicitly may differ
 """
 from __future__ import annotations
 
+import collections
 import functools
 import time
 from typing import Callable
@@ -28,7 +29,7 @@ import numpy as np
 from absl import logging
 
 from lipprune.data.iterators import BatchSampler, eval_batches
-from lipprune.train import chunks, io, loop_modes
+from lipprune.train import chunks, io, loop_modes, summary
 from lipprune.train.checkpoint import Checkpointer
 from lipprune.train.compilation import compile_clock
 from lipprune.train.parallel import check_batch_size, make_mesh, replicate, shard_batch
@@ -141,11 +142,17 @@ def _next_boundary(done: int, end: int, *everies: int) -> int:
 
 
 class _Run:
-  """One run's bookkeeping: name, checkpoints, metric records."""
+  """One run's bookkeeping: name, checkpoints, metric records and their TensorBoard view."""
 
-  def __init__(self, name, ckpt_dir, metrics_path):
+  def __init__(self, name, ckpt_dir, metrics_path, summary_dir=None, first_step=0,
+               async_checkpoints=True):
+    if summary_dir is not None and not metrics_path:
+      raise ValueError(f"{name}: summary_dir needs a metrics_path (its event file is rebuilt from "
+                       "the metric records on resume)")
     self.name, self.metrics_path = name, metrics_path
-    self.ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+    self.ckpt = Checkpointer(ckpt_dir, async_save=async_checkpoints) if ckpt_dir else None
+    self.events = (summary.RunEvents(summary_dir, first_step)
+                   if summary_dir is not None and _is_main_process() else None)
 
   def restore(self, state, num_steps):
     """``(start, state)``: the latest checkpoint's, else ``(0, state)``; trims the metric records
@@ -158,11 +165,15 @@ class _Run:
         logging.info("%s: resumed from checkpoint at step %d/%d", self.name, start, num_steps)
     if self.metrics_path and _is_main_process():
       io.truncate_jsonl(self.metrics_path, start)
+    if self.events is not None:
+      self.events.reset(io.read_jsonl(self.metrics_path))
     return start, state
 
   def record(self, i, values):
     if self.metrics_path and _is_main_process():
       io.append_jsonl(self.metrics_path, {"step": i, "phase": self.name, **values})
+    if self.events is not None:
+      self.events.add(i, values)
 
   def last_good(self) -> str:
     last = self.ckpt.latest_progress() if self.ckpt else None
@@ -172,6 +183,52 @@ class _Run:
   def close(self):
     if self.ckpt is not None:
       self.ckpt.close()
+
+
+class _StepRate:
+  """Training steps per second for the log, its ETA and the records, compilation excluded.
+
+  The clock of a call starts when its first dispatch has finished: that dispatch compiles (or loads
+  from the cache) and runs each program for the first time, which costs seconds that later steps
+  do not (the compile clock sees only part of it). Compilation inside later intervals (an
+  evaluation program's, a chunk of another length) is subtracted. The ETA uses the steps and
+  seconds of the last ``window`` log intervals; a record's ``steps_per_sec`` is its own interval's.
+  """
+
+  def __init__(self, clock, window: int = 4):
+    self.clock, self.laps = clock, collections.deque(maxlen=window)
+    self.first_compile = None
+    self.restart()
+
+  def restart(self):
+    self.t0, self.c0, self.steps = time.perf_counter(), self.clock.seconds(), 0
+
+  def add(self, outputs, steps: int) -> None:
+    """Counts a dispatch of ``steps`` steps; the first one is waited for and starts the clock."""
+    if self.first_compile is None:
+      jax.block_until_ready(outputs)
+      self.first_compile = self.clock.seconds()
+      self.restart()
+    else:
+      self.steps += steps
+
+  def lap(self) -> tuple[float, float]:
+    """``(rate of this interval, rate of the recent intervals)``; both NaN while no step after the
+    first dispatch has been timed."""
+    seconds = time.perf_counter() - self.t0 - (self.clock.seconds() - self.c0)
+    if self.steps:
+      self.laps.append((self.steps, max(seconds, 1e-9)))
+    rate = self.steps / max(seconds, 1e-9) if self.steps else float("nan")
+    self.restart()
+    total = sum(t for _, t in self.laps)
+    return rate, (sum(n for n, _ in self.laps) / total if self.laps else float("nan"))
+
+
+def _eta(steps_left: int, rate: float) -> str:
+  if not rate > 0:
+    return "?"
+  seconds = round(steps_left / rate)
+  return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _stack(trees):
@@ -188,7 +245,8 @@ def train(state, train_step: Callable, data, *, batch_size: int,
           checkpoint_every: int = 0, log_every: int = 100, metrics_path: str | None = None,
           eval_fn: Callable | None = None, eval_every: int = 0, name: str = "train",
           stop_after: int | None = None, first_step: int = 0, loop_mode: str | None = None,
-          steps_per_dispatch: int | None = None, device_data: bool | None = None):
+          steps_per_dispatch: int | None = None, device_data: bool | None = None,
+          summary_dir=None, async_checkpoints: bool = True):
   """Runs (or resumes) ``num_steps`` training steps and returns the final state.
 
   Args:
@@ -224,6 +282,14 @@ def train(state, train_step: Callable, data, *, batch_size: int,
       `lipprune.train.chunks`, which says where the floats may then change).
     device_data: keep in-memory ``data`` on the device(s) and gather batches there (default: when
       a replicated copy fits in a quarter of a device's memory). Batch sources always stream.
+    summary_dir: a directory (local or any `etils.epath` path) for a TensorBoard event file of the
+      metric records (`lipprune.train.summary`), at run steps ``first_step + i``; needs
+      ``metrics_path``, from which the file is rebuilt on resume.
+    async_checkpoints: write checkpoints on a background thread while the next steps run
+      (`lipprune.train.checkpoint`); every one is finalized before this call returns, and a kill
+      during a write resumes from the previous checkpoint as after a kill during a synchronous
+      save. ``False`` waits for each save (bench/bench_checkpoint.py measures both; the states and
+      checkpoints are the same bits).
 
   Raises:
     NonFiniteLossError: when a loss is NaN/inf, or the state to be checkpointed holds a NaN/inf.
@@ -231,7 +297,7 @@ def train(state, train_step: Callable, data, *, batch_size: int,
   """
   mesh = make_mesh() if mesh is None else mesh
   _check_args(batch_size, mesh, loop_mode, steps_per_dispatch)
-  run = _Run(name, ckpt_dir, metrics_path)
+  run = _Run(name, ckpt_dir, metrics_path, summary_dir, first_step, async_checkpoints)
   try:
     start, state = run.restore(state, num_steps)
     return _drive([run], state, start, train_step, data, keys=[key], vmapped=False,
@@ -249,19 +315,21 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                 log_every: int = 100, metrics_paths=None, eval_fn: Callable | None = None,
                 eval_every: int = 0, names=None, stop_after: int | None = None,
                 first_step: int = 0, loop_mode: str | None = None,
-                steps_per_dispatch: int | None = None, device_data: bool | None = None) -> list:
+                steps_per_dispatch: int | None = None, device_data: bool | None = None,
+                summary_dirs=None, async_checkpoints: bool = True) -> list:
   """`train` for several runs that share a step function and data but not their state and key
   (the seeds of a study): returns their final states, in order.
 
   Run ``r`` is ``train(states[r], train_step, data, key=keys[r], ckpt_dir=ckpt_dirs[r],
-  metrics_path=metrics_paths[r], name=names[r], **the rest)``: the same batches, keys, checkpoints
-  (one directory per run, in `train`'s format, so a job may switch between the two freely),
-  records and errors. With ``vmapped=True`` the runs advance in lockstep as one ``jax.vmap``-ed
-  program, which on some backends and models is faster than running them one after the other;
-  the parameters then equal the sequential ones within float rounding (batched matrix products may
-  sum in another order), not bit for bit. ``vmapped=None`` chooses from the measured table
-  ``lipprune.train.loop_modes.SEEDS_VMAP`` (off where it is not measured to pay). Runs resumed at
-  different steps first catch up one by one. ``eval_fn`` is called per run.
+  metrics_path=metrics_paths[r], name=names[r], summary_dir=summary_dirs[r], **the rest)``: the
+  same batches, keys, checkpoints (one directory per run, in `train`'s format, so a job may switch
+  between the two freely), records, event files and errors. With ``vmapped=True`` the runs advance
+  in lockstep as one ``jax.vmap``-ed program, which on some backends and models is faster than
+  running them one after the other; the parameters then equal the sequential ones within float
+  rounding (batched matrix products may sum in another order), not bit for bit. ``vmapped=None``
+  chooses from the measured table ``lipprune.train.loop_modes.SEEDS_VMAP`` (off where it is not
+  measured to pay). Runs resumed at different steps first catch up one by one. ``eval_fn`` is
+  called per run.
   """
   runs = len(states)
   if len(keys) != runs:
@@ -269,8 +337,9 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
   ckpt_dirs = list(ckpt_dirs) if ckpt_dirs is not None else [None] * runs
   metrics_paths = list(metrics_paths) if metrics_paths is not None else [None] * runs
   names = list(names) if names is not None else [f"seed{r}" for r in range(runs)]
+  summary_dirs = list(summary_dirs) if summary_dirs is not None else [None] * runs
   for field, values in (("ckpt_dirs", ckpt_dirs), ("metrics_paths", metrics_paths),
-                        ("names", names)):
+                        ("names", names), ("summary_dirs", summary_dirs)):
     if len(values) != runs:
       raise ValueError(f"train_seeds: {field} has {len(values)} entries for {runs} runs")
   mesh = make_mesh() if mesh is None else mesh
@@ -284,9 +353,12 @@ def train_seeds(states, train_step: Callable, data, *, keys, batch_size: int, nu
                                                                   batch_size, keys[0])
   if not vmapped or runs == 1:
     return [train(s, train_step, data, key=k, ckpt_dir=c, metrics_path=m, name=n,
-                  stop_after=stop_after, **common)
-            for s, k, c, m, n in zip(states, keys, ckpt_dirs, metrics_paths, names)]
-  group = [_Run(n, c, m) for n, c, m in zip(names, ckpt_dirs, metrics_paths)]
+                  stop_after=stop_after, summary_dir=d, async_checkpoints=async_checkpoints,
+                  **common)
+            for s, k, c, m, n, d in zip(states, keys, ckpt_dirs, metrics_paths, names,
+                                        summary_dirs)]
+  group = [_Run(n, c, m, d, first_step, async_checkpoints)
+           for n, c, m, d in zip(names, ckpt_dirs, metrics_paths, summary_dirs)]
   try:
     restored = [run.restore(s, num_steps) for run, s in zip(group, states)]
     start = max(p for p, _ in restored)
@@ -341,7 +413,7 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
                f", {len(runs)} runs vmapped" if vmapped else "")
   state = chunks.copy_tree(state)  # chunks donate their input; the caller's state survives
   carry, count, state_finite = zeros, 0, None
-  t_log, compile_log = time.perf_counter(), clock.seconds()
+  rate = _StepRate(clock)
   done = start
   while done < end:
     boundary = _next_boundary(done, end, log_every, checkpoint_every if checkpointing else 0,
@@ -350,6 +422,11 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
       state, carry, state_finite = batches.run(state, carry, done, n)
       done += n
       count += n
+      first = rate.first_compile is None
+      rate.add(state_finite, n)
+      if first:
+        logging.info("%s: %.1fs compiling before the first steps ran (not counted in steps/s or "
+                     "the ETA)", name, rate.first_compile - compile_before)
     is_log = bool(log_every) and done % log_every == 0
     is_ckpt = checkpointing and bool(checkpoint_every) and done % checkpoint_every == 0
     is_eval = eval_fn is not None and bool(eval_every) and done % eval_every == 0
@@ -363,17 +440,15 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
         raise NonFiniteLossError(f"{run.name}: non-finite loss between steps {done - count} and "
                                  f"{done}; stopping. {run.last_good()}")
     if is_record:
-      now, compiled = time.perf_counter(), clock.seconds()
-      rate = count / max(now - t_log - (compiled - compile_log), 1e-9)  # compilation excluded
+      interval_rate, recent_rate = rate.lap()
       for r, run in enumerate(runs):
         means = {f"train/{k}": float(member(v, r)) / count for k, v in sums.items()}
-        logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs%s", run.name, done,
-                     num_steps, means.get("train/loss", float("nan")), rate,
-                     (num_steps - done) / rate, f"  (+{compiled - compile_log:.1f}s compiling)"
-                     if compiled > compile_log + 0.05 else "")
-        run.record(done, {**means, "steps_per_sec": rate})
+        logging.info("%s step %d/%d  loss %.4f  %.1f steps/s  ETA %s", run.name, done, num_steps,
+                     means.get("train/loss", float("nan")), recent_rate,
+                     _eta(num_steps - done, recent_rate))
+        run.record(done, {**means, **({"steps_per_sec": interval_rate}
+                                      if interval_rate == interval_rate else {})})  # NaN: untimed
       carry, count = zeros, 0
-      t_log, compile_log = time.perf_counter(), clock.seconds()
     if is_eval and done != num_steps:
       for r, run in enumerate(runs):
         run.record(done, {f"eval/{k}": v for k, v in eval_fn(member(state, r)).items()})
@@ -389,7 +464,10 @@ def _drive(runs: list[_Run], state, start: int, train_step, data, *, keys, vmapp
     if checkpointing and (is_ckpt or done == end):
       for r, run in enumerate(runs):
         run.ckpt.save(done, member(state, r))
-  logging.info("%s: %.1fs compiling in this call", name, clock.seconds() - compile_before)
+  later = clock.seconds() - (compile_before if rate.first_compile is None else rate.first_compile)
+  if later > 0.05:  # e.g. the evaluation program; the first dispatch's was reported
+    logging.info("%s: %.1fs more compiling after the first steps (not counted in steps/s)", name,
+                 later)
   return state
 
 
