@@ -113,8 +113,8 @@ def _oneshot(density: str, t: str) -> tuple[tuple[str, str], ...]:
           _SEEDS10, _compare(t))
 
 
-# Every run behind a published artifact, with the overrides its docs command states. Replicate
-# fields (`seeds`, `num_seeds`, `num_datasets`) are renamed here, in this one table.
+# Every run behind a published artifact, with the overrides its docs command states (replicates:
+# `num_seeds`, the one name every job uses).
 RUNS: dict[str, Run] = {
     # docs/pruning.md, "Initialization and layer collapse": one-shot to 2% density, four recipes
     # (the default one is the 2% run of "The CPU experiment").
