@@ -5,18 +5,18 @@ rate starts with ``state.step = T - t`` but progress 0, and resumes from its pro
 """
 from __future__ import annotations
 
-import os
-
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from lipprune.train import io
 
 
 class Checkpointer:
   """Saves ``{'state': TrainState, 'progress': int}`` under ``directory/<progress>``."""
 
   def __init__(self, directory: str, max_to_keep: int = 2):
-    self.directory = os.path.abspath(directory)
+    self.directory = io.checkpoint_dir(directory)  # local: absolute; gs://, s3:// as given
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
