@@ -65,7 +65,11 @@ def as_path(p):
   from etils import epath  # pylint: disable=g-import-not-at-top
   if is_local(p):
     return epath.Path(os.path.abspath(os.path.expanduser(os.fspath(p))))
-  return epath.Path(os.fspath(p).rstrip("/"))
+  try:
+    return epath.Path(os.fspath(p).rstrip("/"))
+  except KeyError:
+    raise ValueError(f"{os.fspath(p)}: etils.epath has no file system for {scheme(p)}:// (it has "
+                     "local paths, gs://, s3://, az://, hf://)") from None
 
 
 def exists(p) -> bool:
@@ -139,6 +143,10 @@ def create_exclusive(p, text: str) -> bool:
       f.write(text.encode("utf-8"))
   except FileExistsError:
     return False
+  except (NotImplementedError, ValueError):  # no exclusive create: check, then write
+    if fs.exists(fs_path):
+      return False
+    write_text(p, text)
   return True
 
 
