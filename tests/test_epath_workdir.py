@@ -89,18 +89,22 @@ def test_workdir_schemes_fail_before_compute(tmp_path, monkeypatch):
 
 
 def test_train_on_the_bucket_equals_local_and_resumes(tmp_path, memory_gcs, monkeypatch):
-  local = train_job.train_and_evaluate(_train_config(), str(tmp_path / "local"))
-  wd = "gs://bucket/runs/train"
-  assert train_job.train_and_evaluate(_train_config(stop_after_steps=12), wd) == {}
-  assert not io.exists(f"{wd}/results.json") and not io.exists(f"{wd}/{common.LOCK_NAME}")
-  with pytest.raises(common.WorkdirError, match="different config"):  # config.json is read there
-    train_job.train_and_evaluate(_train_config(seed=3), wd)
-  assert train_job.train_and_evaluate(_train_config(), wd) == local  # resumed from step 10
+  """The same commands on a local and a bucket workdir: stopped at step 12, then resumed from the
+  checkpoint at 12; then the finished-run check answers from results.json."""
+  ckpts = tmp_path / "ckpt" / "gs" / "bucket" / "runs" / "train" / "checkpoints"
+  for wd in (str(tmp_path / "local"), "gs://bucket/runs/train"):
+    assert train_job.train_and_evaluate(_train_config(stop_after_steps=12), wd) == {}
+    assert "12" in os.listdir(os.path.join(wd, "checkpoints") if io.is_local(wd) else ckpts)
+    assert not io.exists(f"{wd}/results.json") and not io.exists(f"{wd}/{common.LOCK_NAME}")
+    with pytest.raises(common.WorkdirError, match="different config"):  # config.json is read
+      train_job.train_and_evaluate(_train_config(seed=3), wd)
+    results = train_job.train_and_evaluate(_train_config(), wd)
+  local = json.loads((tmp_path / "local" / "results.json").read_text())
+  assert results == local and local["test_accuracy"] > 0.5
   for name in ("results.json", "config.json"):
     assert io.read_text(f"{wd}/{name}") == (tmp_path / "local" / name).read_text(), name
   assert _record_keys(f"{wd}/metrics.jsonl") == _record_keys(tmp_path / "local" / "metrics.jsonl")
-  ckpts = tmp_path / "ckpt" / "gs" / "bucket" / "runs" / "train" / "checkpoints"
-  assert "10" in os.listdir(ckpts), "the resumed run had no checkpoint to resume from"
+  assert not [k for k in fake_gcs.MemoryGCS.store if "checkpoints" in k]
 
   def retrain(*args, **kwargs):
     raise AssertionError("a finished workdir was trained again")
