@@ -455,10 +455,11 @@ def _object_lock(workdir: str, path: str) -> dict:
       break
     raw = _read_raw(path)
     held = _parse_record(raw)
-    why_gone = _why_gone(held, stale_after)
+    why_gone = _why_gone(held, stale_after) if held else None  # no record: still being written
     if why_gone is None:
       raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}; wait for it "
-                               f"to end or stop it (one writer per workdir)")
+                               f"to end or stop it (one writer per workdir; delete {path} if no "
+                               "process uses the workdir)")
     logging.warning("%s: taking over the lock of %s, %s", workdir, _describe(held), why_gone)
     if _read_raw(path) == raw:
       io.remove(path)
@@ -478,8 +479,6 @@ def _object_lock(workdir: str, path: str) -> dict:
 
 def _why_gone(held: dict, stale_after: float) -> str | None:
   """Why the holder of a lock record is gone, or ``None`` if it may still run."""
-  if not held:
-    return "whose record is unreadable"
   if held.get("pid") == os.getpid() and held.get("host") == socket.gethostname():
     return "an earlier lock of this process"
   if _pid_alive(held) is False:
