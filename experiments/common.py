@@ -258,7 +258,7 @@ def _check_remote_dir(workdir: str) -> None:
     raise WorkdirError(f"--workdir={e}") from None
   try:
     is_file = io.exists(workdir) and not io.is_dir(workdir)
-  except NotImplementedError as e:  # a scheme etils.epath has no backend for
+  except ImportError as e:  # fsspec's backend for the scheme is not installed (gcsfs for gs://)
     raise WorkdirError(f"--workdir={workdir}: {e}") from None
   if is_file:
     raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory path")
@@ -432,7 +432,7 @@ def _flock(workdir: str, path: str) -> dict:
 LOCK_HEARTBEAT_S = 60.0
 LOCK_STALE_S = 600.0
 LOCK_STALE_ENV = "LIPPRUNE_LOCK_STALE_S"
-LOCK_SETTLE_S = 1.0  # wait before re-reading a lock just taken: a racing taker's write shows by then
+LOCK_SETTLE_S = 1.0  # wait before re-reading a lock just taken: a racing taker's write shows then
 
 
 def _object_lock(workdir: str, path: str) -> dict:

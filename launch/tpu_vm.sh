@@ -25,10 +25,10 @@
 #   --config=FILE         run: a config file under experiments/configs/
 #   --workdir=DIR         run/fetch: the workdir on the workers (default: gs://BUCKET/lipprune/JOB
 #                         with --bucket, else workdirs/JOB; relative paths start in ~/lipprune)
-#   --bucket=BUCKET       mount/run/fetch: a GCS bucket name (no gs://) for the shared workdir: a pod
-#                         slice needs one, since all hosts take part in orbax checkpointing. Jobs
-#                         write gs:// workdirs directly (results through etils.epath, checkpoints
-#                         through orbax/TensorStore), so no mount is needed for them
+#   --bucket=BUCKET       mount/run/fetch: a GCS bucket name (no gs://) for the shared workdir:
+#                         a pod slice needs one, since all hosts take part in orbax checkpointing.
+#                         Jobs write gs:// workdirs directly (results through etils.epath,
+#                         checkpoints through orbax/TensorStore), so they need no mount
 #   --fuse                run/fetch: the default workdir is /gcs/BUCKET/lipprune/JOB on the gcsfuse
 #                         mount instead (the former setup; run mount first)
 #   --dest=DIR            fetch: local destination (default ./tpu_results/NAME)

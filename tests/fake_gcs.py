@@ -62,7 +62,8 @@ def install(cls) -> None:
 def uninstall() -> None:
   from etils.epath import backend  # pylint: disable=g-import-not-at-top
   for name in ("gs", "gcs"):
-    importlib.import_module("fsspec.registry")._registry.pop(name, None)  # pylint: disable=protected-access
+    registry = importlib.import_module("fsspec.registry")
+    registry._registry.pop(name, None)  # pylint: disable=protected-access
   backend.fsspec_backend._get_filesystem.cache_clear()  # pylint: disable=protected-access
   MemoryGCS.store.clear()
   MemoryGCS.pseudo_dirs[:] = [""]

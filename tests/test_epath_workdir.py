@@ -6,9 +6,9 @@ Orbax cannot checkpoint to these fakes: it writes arrays through TensorStore's o
 ``$LIPPRUNE_CHECKPOINT_ROOT`` (the documented option, `lipprune.train.io.checkpoint_dir`) to put
 checkpoints on a local folder; everything else lives on the fake bucket.
 """
+import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,9 +19,9 @@ from experiments import common
 from experiments import train as train_job
 from lipprune.train import io
 from tests import fake_gcs
-from tests.conftest import REPO
 from tests.test_prune import _tiny_config
-from tests.test_workdir import _env, _record_keys, _train_argv, _train_config
+from tests.test_workdir import (_record_keys, _train_argv, _train_config,
+                                two_starts_then_kill_the_winner)
 
 
 @pytest.fixture
@@ -49,7 +49,8 @@ def dir_gcs(tmp_path, monkeypatch):
 def test_io_round_trips_on_the_bucket(memory_gcs):
   io.write_json("gs://bucket/run/r.json", {"b": 1, "a": 2.5})
   assert io.read_json("gs://bucket/run/r.json") == {"b": 1, "a": 2.5}
-  assert fake_gcs.MemoryGCS.store["/bucket/run/r.json"].getvalue() == b'{\n  "b": 1,\n  "a": 2.5\n}\n'
+  stored = fake_gcs.MemoryGCS.store["/bucket/run/r.json"].getvalue()
+  assert stored == b'{\n  "b": 1,\n  "a": 2.5\n}\n'
   for s in range(3):
     io.append_jsonl("gs://bucket/run/m.jsonl", {"step": s})
   io.truncate_jsonl("gs://bucket/run/m.jsonl", 1)
@@ -77,13 +78,16 @@ def test_checkpoint_dir_is_what_orbax_takes(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match=r"az://b/run.*TensorStore.*LIPPRUNE_CHECKPOINT_ROOT"):
     io.checkpoint_dir("az://b/run")
   monkeypatch.setenv(io.CHECKPOINT_ROOT_ENV, "roots")
-  assert io.checkpoint_dir("az://b/run/ckpt") == str(tmp_path / "roots" / "az" / "b" / "run" / "ckpt")
+  assert io.checkpoint_dir("az://b/run/ckpt") == str(tmp_path / "roots/az/b/run/ckpt")
   assert io.checkpoint_dir("local") == str(tmp_path / "local")  # local workdirs keep theirs
 
 
 def test_workdir_schemes_fail_before_compute(tmp_path, monkeypatch):
   monkeypatch.delenv(io.CHECKPOINT_ROOT_ENV, raising=False)
-  for workdir, match in (("az://b/run", "TensorStore"), ("memory://b/run", "no file system")):
+  cases = [("az://b/run", "TensorStore"), ("memory://b/run", "no file system")]
+  if importlib.util.find_spec("gcsfs") is None:  # no fake installed: fsspec's own gs://
+    cases.append(("gs://b/run", "install gcsfs"))
+  for workdir, match in cases:
     with pytest.raises(common.WorkdirError, match=f"--workdir={workdir}.*{match}"):
       train_job.train_and_evaluate(_train_config(), workdir)
 
@@ -200,28 +204,11 @@ def test_concurrent_starts_on_the_bucket(tmp_path, dir_gcs):
   lock = dir_gcs / "bucket" / "w" / common.LOCK_NAME
   argv = _train_argv(wd, num_epochs=1000, checkpoint_every=20)
   argv[1:3] = ["-m", "tests.fake_gcs", "experiments.train"]
-  procs = [subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for _ in range(2)]
-  try:
-    deadline = time.time() + 300
-    while all(p.poll() is None for p in procs):
-      assert time.time() < deadline, "neither process gave way"
-      time.sleep(0.05)
-    loser = next(p for p in procs if p.poll() is not None)
-    winner = next(p for p in procs if p is not loser)
-    err = loser.communicate()[1]
-    assert loser.returncode != 0 and f"is in use by pid {winner.pid} on host" in err, err[-2000:]
-    ckpt = tmp_path / "ckpt" / "gs" / "bucket" / "w" / "checkpoints" / "20"
-    while not ckpt.exists():  # the winner does run
-      assert winner.poll() is None and time.time() < deadline, winner.communicate()[1][-2000:]
-      time.sleep(0.1)
-    winner.send_signal(signal.SIGKILL)
-    winner.wait()
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  assert json.loads(lock.read_text())["pid"] == winner.pid  # left behind
+  ckpt = tmp_path / "ckpt" / "gs" / "bucket" / "w" / "checkpoints" / "20"
+  winner, status, err, failed_after = two_starts_then_kill_the_winner(argv, lock, ckpt)
+  assert status != 0 and f"is in use by pid {winner} on host" in err, err[-2000:]
+  assert failed_after < 30, "the second process did not fail at once"
+  assert json.loads(lock.read_text())["pid"] == winner  # left behind
   keys = _record_keys(f"{wd}/metrics.jsonl")
   assert keys and len(keys) == len(set(keys)), "two writers interleaved"
   c = _train_config(num_epochs=1000, checkpoint_every=20, stop_after_steps=25)
