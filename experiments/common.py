@@ -11,6 +11,10 @@ Every job keeps one workdir contract (docs in /work/shared/DESIGN.md, "Workdirs"
 
 The lock taken in step 3 is released when the job function decorated with `workdir_job` returns or
 raises (or when the process ends, for a call outside any such function).
+
+A workdir is a local path or a URI of a file system `etils.epath` supports (``gs://bucket/run``):
+every file of it goes through `lipprune.train.io`, and the lock is an object created only if
+absent where there is no ``flock`` (`_object_lock`).
 """
 from __future__ import annotations
 
