@@ -4,14 +4,17 @@ etils.epath sends ``gs://`` paths to fsspec's ``gcs`` file system (gcsfs when in
 classes take that protocol's place, so the code under test runs its real ``gs://`` branch:
 
 * `MemoryGCS`: objects in this process's memory (nothing reaches the local disk);
-* `DirGCS`: objects as files under ``$FAKE_GCS_ROOT`` (shared by processes; exclusive create is
-  ``O_EXCL``, as GCS's ``ifGenerationMatch=0``).
+* `DirGCS`: objects as files under ``$FAKE_GCS_ROOT``, shared by processes. As on GCS, a written
+  object appears whole when its writer closes it (a writer killed before never shows), and an
+  exclusive create (``"xb"``, GCS's ``ifGenerationMatch=0``) fails then if the object exists.
 
 ``python -m tests.fake_gcs <module> <args>`` installs `DirGCS` and runs ``python -m <module>``.
 """
 import importlib
+import io
 import os
 import runpy
+import secrets
 import sys
 
 import fsspec
@@ -36,12 +39,43 @@ class MemoryGCS(MemoryFileSystem):
     return "/" + AbstractFileSystem._strip_protocol.__func__(cls, path).lstrip("/")
 
 
+class _Upload(io.BytesIO):
+  """An object being written: it lands at ``path`` in one step on close."""
+
+  def __init__(self, path: str, exclusive: bool):
+    super().__init__()
+    self.path, self.exclusive = path, exclusive
+
+  def close(self):
+    if self.closed:
+      return
+    data = self.getvalue()
+    super().close()
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    tmp = os.path.join(os.environ[ROOT_ENV], f".upload-{os.getpid()}-{secrets.token_hex(4)}")
+    with open(tmp, "wb") as f:
+      f.write(data)
+    try:
+      if self.exclusive:
+        os.link(tmp, self.path)  # FileExistsError if it exists, like a failed precondition
+      else:
+        os.replace(tmp, self.path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+
+
 class DirGCS(LocalFileSystem):
   protocol = ("gs", "gcs")
 
   def __init__(self, *args, finalize_on_close=None, **kwargs):
     del finalize_on_close
     super().__init__(*args, auto_mkdir=True, **kwargs)
+
+  def _open(self, path, mode="rb", *args, **kwargs):
+    if "w" in mode or "x" in mode:
+      return _Upload(self._strip_protocol(path), exclusive="x" in mode)
+    return super()._open(path, mode, *args, **kwargs)
 
   @classmethod
   def _strip_protocol(cls, path):
