@@ -11,6 +11,10 @@ Every job keeps one workdir contract (docs in /work/shared/DESIGN.md, "Workdirs"
 
 The lock taken in step 3 is released when the job function decorated with `workdir_job` returns or
 raises (or when the process ends, for a call outside any such function).
+
+A workdir is a local path or a URI of a file system `etils.epath` supports (``gs://bucket/run``):
+every file of it goes through `lipprune.train.io`, and the lock is an object created only if
+absent where there is no ``flock`` (`_object_lock`).
 """
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ import functools
 import json
 import math
 import os
+import secrets
 import socket
 import sys
+import threading
+import time
 from typing import Any, Iterable
 
 import jax
@@ -233,7 +240,34 @@ def check_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIEL
   """
   if not workdir:
     raise WorkdirError("--workdir is required: the directory for checkpoints, metrics and results")
-  workdir = os.path.abspath(os.path.expanduser(str(workdir)))
+  workdir = _normalize(workdir)
+  if io.is_local(workdir):
+    _check_local_dir(workdir)
+  else:
+    _check_remote_dir(workdir)
+  path = os.path.join(workdir, "config.json")
+  if io.exists(path):
+    try:
+      old = io.read_json(path)
+    except (OSError, ValueError) as e:
+      raise WorkdirError(f"{path} is unreadable ({e}); use a new --workdir or delete it") from None
+    changed = config_differences(old, io._jsonable(config), ignore)  # pylint: disable=protected-access
+    if changed:
+      renamed = "".join(renamed_field_hint(f) for f in changed)
+      raise WorkdirError(
+          f"{workdir} holds a run with a different config (fields {changed}){renamed}; use a new "
+          "--workdir or delete the old one")
+
+
+def _normalize(workdir) -> str:
+  """A local workdir as an absolute path; a URI (``gs://bucket/run``) without a trailing slash."""
+  try:
+    return os.fspath(io.as_path(str(workdir)))
+  except ValueError as e:
+    raise WorkdirError(f"--workdir={e}") from None
+
+
+def _check_local_dir(workdir: str) -> None:
   existing = workdir
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -245,18 +279,21 @@ def check_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIEL
   if not os.access(existing, os.W_OK | os.X_OK):
     what = "is not writable" if existing == workdir else f"cannot be created: {existing} is not writable"
     raise WorkdirError(f"--workdir={workdir} {what} (permission denied)")
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    try:
-      old = io.read_json(path)
-    except (OSError, ValueError) as e:
-      raise WorkdirError(f"{path} is unreadable ({e}); use a new --workdir or delete it") from None
-    changed = config_differences(old, io._jsonable(config), ignore)  # pylint: disable=protected-access
-    if changed:
-      renamed = "".join(renamed_field_hint(f) for f in changed)
-      raise WorkdirError(
-          f"{workdir} holds a run with a different config (fields {changed}){renamed}; use a new "
-          "--workdir or delete the old one")
+
+
+def _check_remote_dir(workdir: str) -> None:
+  """Object stores have no permissions to read ahead of a write: a bucket that refuses writes fails
+  when the lock is created, still before any compute."""
+  try:
+    io.checkpoint_dir(workdir)
+  except ValueError as e:
+    raise WorkdirError(f"--workdir={e}") from None
+  try:
+    is_file = io.exists(workdir) and not io.is_dir(workdir)
+  except ImportError as e:  # fsspec's backend for the scheme is not installed (gcsfs for gs://)
+    raise WorkdirError(f"--workdir={workdir}: {e}") from None
+  if is_file:
+    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory path")
 
 
 _SCOPES: list[list] = []  # the locks taken inside each active `workdir_job` call, innermost last
@@ -304,18 +341,18 @@ def open_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIELD
 
 def _open_workdir(workdir, config, ignore) -> None:
   check_workdir(workdir, config, ignore)
-  workdir = os.path.abspath(os.path.expanduser(str(workdir)))
+  workdir = _normalize(workdir)
   try:
-    os.makedirs(workdir, exist_ok=True)
+    io.makedirs(workdir)
   except OSError as e:
-    raise WorkdirError(f"--workdir={workdir} cannot be created: {e.strerror}") from None
+    raise WorkdirError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
   _acquire(workdir)
   check_workdir(workdir, config, ignore)  # under the lock: a concurrent first run may have written
   swept = io.sweep_temp_files(workdir)
   if swept:
     logging.info("removed %d temporary files left by an interrupted write: %s", len(swept), swept)
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not io.exists(path):
     io.write_json(path, config)
 
 
@@ -325,12 +362,23 @@ def _lock_record() -> dict:
           "command": " ".join(sys.argv)}
 
 
-def _read_record(path: str) -> dict:
+def _read_raw(path: str) -> str:
   try:
-    with open(path, encoding="utf-8") as f:
-      return json.loads(f.read() or "{}")
-  except (OSError, ValueError):
+    return io.read_text(path)
+  except OSError:
+    return ""
+
+
+def _parse_record(raw: str) -> dict:
+  try:
+    record = json.loads(raw or "{}")
+  except ValueError:
     return {}
+  return record if isinstance(record, dict) else {}
+
+
+def _read_record(path: str) -> dict:
+  return _parse_record(_read_raw(path))
 
 
 def _describe(record: dict) -> str:
@@ -354,55 +402,135 @@ def _pid_alive(record: dict) -> bool | None:
 
 
 def _acquire(workdir: str) -> None:
-  """Takes ``workdir/.lock`` for this process (re-entrant), or raises `WorkdirLockedError`.
+  """Takes ``workdir/.lock`` for this process (re-entrant), or raises `WorkdirLockedError` naming
+  the holder (pid, host, start time, command, from the record the lock file holds).
 
-  The lock is an advisory ``flock`` on the lock file, so the kernel frees it when its holder dies,
-  however it dies; the file records the holder (pid, host, start time, command) for the message of a
-  second process and for the log line of a process taking over a dead holder's lock. On file
-  systems without ``flock`` the record alone decides: a holder on this host whose pid is gone is
-  dead, one on another host is taken as alive.
+  Local workdirs: an advisory ``flock`` (`_flock`). Workdirs on an object store (``gs://``), which
+  has no ``flock``: a lock object created only if absent, kept fresh by a heartbeat
+  (`_object_lock`).
   """
-  key = os.path.realpath(workdir)
+  key = os.path.realpath(workdir) if io.is_local(workdir) else workdir
   if key in _HELD:
     _HELD[key]["count"] += 1
   else:
-    path = os.path.join(key, LOCK_NAME)
-    while True:
-      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-      try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      except BlockingIOError:
-        os.close(fd)
-        raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(_read_record(path))}; "
-                                 "wait for it to end or stop it (one writer per workdir)") from None
-      except OSError as e:
-        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-          os.close(fd)
-          raise
-        held = _read_record(path)
-        if held and held.get("pid") != os.getpid() and _pid_alive(held) is not False:
-          os.close(fd)
-          raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}; wait for "
-                                   f"it to end, or delete {path} if that process is gone") from None
-      try:  # a holder releasing its lock unlinks the file: ours must still be the one at `path`
-        current = os.path.samestat(os.fstat(fd), os.stat(path))
-      except FileNotFoundError:
-        current = False
-      if current:
-        break
-      os.close(fd)
-    stale = _read_record(path)
-    if stale:
-      logging.warning("%s: taking over the lock of %s, which is no longer running", workdir,
-                      _describe(stale))
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(_lock_record()).encode(), 0)
-    os.fsync(fd)
-    _HELD[key] = {"fd": fd, "path": path, "count": 1}
+    lock = _flock if io.is_local(key) else _object_lock
+    _HELD[key] = dict(lock(workdir, os.path.join(key, LOCK_NAME)), count=1)
   if _SCOPES:
     _SCOPES[-1].append(key)
   else:
     atexit.register(_release, key)
+
+
+def _flock(workdir: str, path: str) -> dict:
+  """The kernel frees a ``flock`` when its holder dies, however it dies, so a killed holder's lock
+  is free to take over. On file systems without ``flock`` the record alone decides: a holder on
+  this host whose pid is gone is dead, one on another host is taken as alive."""
+  while True:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      os.close(fd)
+      raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(_read_record(path))}; "
+                               "wait for it to end or stop it (one writer per workdir)") from None
+    except OSError as e:
+      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        os.close(fd)
+        raise
+      held = _read_record(path)
+      if held and held.get("pid") != os.getpid() and _pid_alive(held) is not False:
+        os.close(fd)
+        raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}; wait for "
+                                 f"it to end, or delete {path} if that process is gone") from None
+    try:  # a holder releasing its lock unlinks the file: ours must still be the one at `path`
+      current = os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+      current = False
+    if current:
+      break
+    os.close(fd)
+  stale = _read_record(path)
+  if stale:
+    logging.warning("%s: taking over the lock of %s, which is no longer running", workdir,
+                    _describe(stale))
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, json.dumps(_lock_record()).encode(), 0)
+  os.fsync(fd)
+  return {"fd": fd, "path": path}
+
+
+# Object-store locks: the holder rewrites its record every LOCK_HEARTBEAT_S seconds; a record whose
+# heartbeat is older than $LIPPRUNE_LOCK_STALE_S seconds (default LOCK_STALE_S) is stale.
+LOCK_HEARTBEAT_S = 60.0
+LOCK_STALE_S = 600.0
+LOCK_STALE_ENV = "LIPPRUNE_LOCK_STALE_S"
+LOCK_SETTLE_S = 1.0  # wait before re-reading a lock just taken: a racing taker's write shows then
+
+
+def _object_lock(workdir: str, path: str) -> dict:
+  """A lock on a file system without ``flock``: ``path`` created only if absent (GCS
+  ``ifGenerationMatch=0``, see `io.create_exclusive`) with a record of its holder and a random
+  token.
+
+  Stale-lock takeover: the lock of a holder that is gone is taken over, gone meaning a holder on
+  this host whose pid no longer runs, or a heartbeat older than ``$LIPPRUNE_LOCK_STALE_S`` seconds
+  (default 600: ten missed heartbeats; a holder on another host cannot be asked). The taker deletes
+  the stale record only if it still reads the same, creates its own, and after `LOCK_SETTLE_S`
+  re-reads it: if another taker's token is there, it yields to that one. A holder whose heartbeat
+  finds another's token logs an error (its workdir was taken over; it keeps running).
+  """
+  token = secrets.token_hex(8)
+  stale_after = float(os.environ.get(LOCK_STALE_ENV, LOCK_STALE_S))
+  for _ in range(3):
+    record = dict(_lock_record(), token=token, heartbeat=time.time())
+    if io.create_exclusive(path, json.dumps(record)):
+      break
+    raw = _read_raw(path)
+    held = _parse_record(raw)
+    why_gone = _why_gone(held, stale_after) if held else None  # no record: still being written
+    if why_gone is None:
+      raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}; wait for it "
+                               f"to end or stop it (one writer per workdir; delete {path} if no "
+                               "process uses the workdir)")
+    logging.warning("%s: taking over the lock of %s, %s", workdir, _describe(held), why_gone)
+    if _read_raw(path) == raw:
+      io.remove(path)
+  else:
+    raise WorkdirLockedError(f"--workdir={workdir}: other processes keep taking its lock")
+  time.sleep(LOCK_SETTLE_S)
+  held = _read_record(path)
+  if held.get("token") != token:
+    raise WorkdirLockedError(f"--workdir={workdir} is in use by {_describe(held)}, which took its "
+                             "lock at the same time")
+  stop = threading.Event()
+  beat = threading.Thread(target=_heartbeat, args=(path, record, stop), daemon=True,
+                          name=f"lock heartbeat {path}")
+  beat.start()
+  return {"path": path, "token": token, "stop": stop, "thread": beat}
+
+
+def _why_gone(held: dict, stale_after: float) -> str | None:
+  """Why the holder of a lock record is gone, or ``None`` if it may still run."""
+  if held.get("pid") == os.getpid() and held.get("host") == socket.gethostname():
+    return "an earlier lock of this process"
+  if _pid_alive(held) is False:
+    return "which is no longer running"
+  age = time.time() - float(held.get("heartbeat", 0))
+  if age > stale_after:
+    return f"whose last heartbeat is {age:.0f} s old (> ${LOCK_STALE_ENV}={stale_after:g} s)"
+  return None
+
+
+def _heartbeat(path: str, record: dict, stop: threading.Event) -> None:
+  while not stop.wait(LOCK_HEARTBEAT_S):
+    try:
+      held = _read_record(path)
+      if held.get("token") != record["token"]:
+        logging.error("%s: this process's lock was taken over by %s", path, _describe(held))
+        return
+      io.write_text(path, json.dumps(dict(record, heartbeat=time.time())))
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("%s: lock heartbeat failed (%s); retrying", path, e)
 
 
 def _release(key: str) -> None:
@@ -413,6 +541,12 @@ def _release(key: str) -> None:
   if held["count"] > 0:
     return
   del _HELD[key]
+  if "fd" not in held:  # an object lock
+    held["stop"].set()
+    held["thread"].join()
+    if _read_record(held["path"]).get("token") == held["token"]:
+      io.remove(held["path"])
+    return
   try:
     os.remove(held["path"])  # before unlocking: a waiter then sees a fresh file, not this one
   except FileNotFoundError:
@@ -424,7 +558,7 @@ def finished_result(workdir: str, filename: str):
   """The saved result of a finished run (``workdir/filename``, read as JSON), or ``None``: a job
   rerun on a finished workdir reports its results again instead of recomputing them."""
   path = os.path.join(workdir, filename)
-  if not os.path.exists(path):
+  if not io.exists(path):
     return None
   logging.info("%s is finished: %s", workdir, path)
   return io.read_json(path)

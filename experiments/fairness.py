@@ -373,11 +373,8 @@ def write_tables_and_plots(workdir, config, sweeps, results):
 def save_figure(fig, path):
   """Writes a matplotlib figure atomically (readers never see half a PNG)."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110)
+  io.save_figure(fig, path, dpi=110)
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def _plot(path, config, sweep, items, results):
@@ -438,7 +435,7 @@ def run(config, workdir: str) -> dict:
       path = os.path.join(workdir, "settings", name + ".json")
       if name in results:
         continue
-      if os.path.exists(path):
+      if io.exists(path):
         results[name] = io.read_json(path)
         continue
       if runner is None:
@@ -450,7 +447,7 @@ def run(config, workdir: str) -> dict:
       computed = True
       f = {m: np.mean(res[m]["test"]["f1_z"]) for m in config.methods}
       logging.info("%s: F1 on z %s", name, {m: round(float(v), 3) for m, v in f.items()})
-  if computed or not all(os.path.exists(os.path.join(workdir, p)) for p in _outputs(sweeps)):
+  if computed or not all(io.exists(os.path.join(workdir, p)) for p in _outputs(sweeps)):
     write_tables_and_plots(workdir, config, sweeps, results)
   if table is not None and config.report.enabled:
     group_report.write_report(config, table, workdir)

@@ -432,7 +432,7 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
     seed_run.snapshots[b] = state
   seed_run.dense = state
   dense_path = os.path.join(_seed_dir(s, seed), "dense.json")
-  if os.path.exists(dense_path):
+  if io.exists(dense_path):
     seed_run.dense_row = io.read_json(dense_path)
   else:
     seed_run.dense_row = {"seed": seed, "round": 0, **evaluate(s, seed_run, state, masks,
@@ -516,7 +516,7 @@ def record_round(s: Study, seed_run: SeedRun, arm: Arm, r: int, prev, new, masks
                  retrain_steps: int) -> dict:
   """Step 4: the row of round ``r`` (read back when the round was recorded before)."""
   result_path = os.path.join(_round_dir(s, seed_run.seed, arm, r), "result.json")
-  if os.path.exists(result_path):
+  if io.exists(result_path):
     return io.read_json(result_path)
   pruned = _eval(s, seed_run.model, prev.replace(params=train_lib.apply_masks(prev.params, masks)),
                  "test")

@@ -217,9 +217,9 @@ def run_one(config, spec: str, seed: int, run_dir: str, train_ds, test_ds,
   ``summary_dir``, writes TensorBoard events there (the training records, then the results under
   ``result/``)."""
   results_path = os.path.join(run_dir, "results.json")
-  if os.path.exists(results_path):
+  if io.exists(results_path):
     return io.read_json(results_path)
-  os.makedirs(run_dir, exist_ok=True)
+  io.makedirs(run_dir)
   root = jax.random.key(seed)
   init_key, run_key, eval_key = jax.random.split(root, 3)
   model = models.create(config.model, train_ds.num_classes, **config.get("model_kwargs", {}))
@@ -351,7 +351,7 @@ def plot(table: list[dict], rows: list[dict], path: str, title: str) -> None:
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  io.save_figure(fig, path, dpi=120)
   plt.close(fig)
 
 
@@ -362,7 +362,7 @@ def run(config, workdir: str) -> list[dict]:
   common.check_workdir(workdir, config)
   table_path = os.path.join(workdir, "table.csv")
   specs = method_specs(config)
-  if os.path.exists(table_path):
+  if io.exists(table_path):
     logging.info("%s is finished; table: %s", workdir, table_path)
     return io.read_json(os.path.join(workdir, "table.json"))
   kwargs = common.data_kwargs(config)

@@ -62,7 +62,7 @@ def plot_histograms(dists: dict, eps: float, norm: str, path: str, title: str) -
   ax.set_title(title)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  io.save_figure(fig, path, dpi=120)
   plt.close(fig)
 
 
@@ -109,7 +109,7 @@ def run(config, workdir: str) -> dict:
 def main(argv):
   config, workdir = common.start_job(argv)
   run(config, workdir)
-  print(open(os.path.join(workdir, "separation.md")).read())
+  print(io.read_text(os.path.join(workdir, "separation.md")))
 
 
 if __name__ == "__main__":

@@ -185,11 +185,10 @@ def _center_band(rows, field: str, band: str, scale: float):
 
 def _save(fig, path: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from lipprune.train import io  # pylint: disable=g-import-not-at-top
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=120)
+  io.save_figure(fig, path, dpi=120)
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def _pyplot():

@@ -6,8 +6,9 @@
 # Subcommands, in the order of a run:
 #   create    gcloud compute tpus tpu-vm create (a v4-8 is one host; a v4-32 is a 4-host pod slice)
 #   install   copy this repository (git archive HEAD) to every worker, pip install it with jax[tpu]
-#   mount     mount gs://BUCKET at /gcs/BUCKET on every worker (gcsfuse): the shared workdir that a
-#             pod slice needs, since all hosts take part in orbax checkpointing
+#             and gcsfs (etils.epath's gs:// backend)
+#   mount     optional: mount gs://BUCKET at /gcs/BUCKET on every worker (gcsfuse), for jobs that
+#             read a path under it (a data_dir) or for --fuse workdirs
 #   run       the same python -m experiments.JOB command on every worker at once; each is one JAX
 #             process (jax.distributed.initialize() reads the slice from the TPU metadata)
 #   fetch     copy the workdir back: gcloud storage rsync from the bucket with --bucket, else
@@ -22,9 +23,14 @@
 #   --spot                create: a Spot VM (cheaper, can be preempted: reruns resume)
 #   --job=NAME            run: train | prune | robust | separation | fairness
 #   --config=FILE         run: a config file under experiments/configs/
-#   --workdir=DIR         run/fetch: the workdir on the workers (default: /gcs/BUCKET/lipprune/JOB
+#   --workdir=DIR         run/fetch: the workdir on the workers (default: gs://BUCKET/lipprune/JOB
 #                         with --bucket, else workdirs/JOB; relative paths start in ~/lipprune)
-#   --bucket=BUCKET       mount/run/fetch: a GCS bucket name (no gs://) for the shared workdir
+#   --bucket=BUCKET       mount/run/fetch: a GCS bucket name (no gs://) for the shared workdir:
+#                         a pod slice needs one, since all hosts take part in orbax checkpointing.
+#                         Jobs write gs:// workdirs directly (results through etils.epath,
+#                         checkpoints through orbax/TensorStore), so they need no mount
+#   --fuse                run/fetch: the default workdir is /gcs/BUCKET/lipprune/JOB on the gcsfuse
+#                         mount instead (the former setup; run mount first)
 #   --dest=DIR            fetch: local destination (default ./tpu_results/NAME)
 #   --dry_run             print the exact commands and execute nothing (also DRY_RUN=1)
 #   everything after -- is passed to the job unchanged (config overrides such as --config.seed=1)
@@ -32,7 +38,6 @@
 # Example (a 4-host v4-32 slice):
 #   Z="--name=lp --zone=us-central2-b"; B=--bucket=my-bucket
 #   launch/tpu_vm.sh create $Z --accelerator=v4-32 && launch/tpu_vm.sh install $Z
-#   launch/tpu_vm.sh mount $Z $B
 #   launch/tpu_vm.sh run $Z $B --job=train --config=experiments/configs/cifar10_resnet20.py
 #   launch/tpu_vm.sh fetch $Z $B && launch/tpu_vm.sh delete $Z
 set -euo pipefail
@@ -46,7 +51,7 @@ case $CMD in -h | --help) usage; exit 0 ;; esac
 [[ -n $CMD && " $SUBCOMMANDS " == *" $CMD "* ]] || die "unknown subcommand '$CMD'; expected one of: $SUBCOMMANDS"
 shift
 NAME="" ZONE="" ACCEL=v4-8 VERSION=tpu-ubuntu2204-base PROJECT="" SPOT=0 JOB="" CONFIG=""
-WORKDIR="" BUCKET="" DEST="" EXTRA=()
+WORKDIR="" BUCKET="" DEST="" FUSE=0 EXTRA=()
 while (($#)); do
   case $1 in
     --name=*) NAME=${1#*=} ;;
@@ -55,6 +60,7 @@ while (($#)); do
     --version=*) VERSION=${1#*=} ;;
     --project=*) PROJECT=${1#*=} ;;
     --spot) SPOT=1 ;;
+    --fuse) FUSE=1 ;;
     --bucket=*) BUCKET=${1#*=} ;;
     --dest=*) DEST=${1#*=} ;;
     --) shift; EXTRA=("$@"); break ;;
@@ -69,7 +75,9 @@ GCLOUD=(gcloud compute tpus tpu-vm)
 WHERE=(--zone="$ZONE")
 [[ -n $PROJECT ]] && WHERE+=(--project="$PROJECT")
 if [[ -z $WORKDIR ]]; then
-  if [[ -n $BUCKET ]]; then WORKDIR=/gcs/$BUCKET/lipprune/${JOB:-train}; else WORKDIR=workdirs/${JOB:-train}; fi
+  if [[ -z $BUCKET ]]; then WORKDIR=workdirs/${JOB:-train}
+  elif ((FUSE)); then WORKDIR=/gcs/$BUCKET/lipprune/${JOB:-train}
+  else WORKDIR=gs://$BUCKET/lipprune/${JOB:-train}; fi
 fi
 
 case $CMD in
@@ -85,7 +93,7 @@ case $CMD in
     run git archive --format=tar.gz -o "$TARBALL" HEAD
     run "${GCLOUD[@]}" scp "$TARBALL" "$NAME:lipprune.tar.gz" "${WHERE[@]}" --worker=all
     run "${GCLOUD[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all --command "mkdir -p ~/lipprune && tar -xzf ~/lipprune.tar.gz -C ~/lipprune && cd ~/lipprune \
-&& python3 -m pip install -q -U pip && python3 -m pip install -q -e . \"jax[tpu]\""
+&& python3 -m pip install -q -U pip && python3 -m pip install -q -e . \"jax[tpu]\" gcsfs"
     ;;
   mount)
     [[ -n $BUCKET ]] || die "mount needs --bucket=BUCKET"
@@ -111,7 +119,9 @@ mountpoint -q /gcs/$BUCKET || gcsfuse --implicit-dirs --rename-dir-limit=1000000
   fetch)
     DEST=${DEST:-tpu_results/$NAME}
     run mkdir -p "$DEST"
-    if [[ -n $BUCKET && $WORKDIR == /gcs/$BUCKET/* ]]; then
+    if [[ $WORKDIR == gs://* ]]; then
+      run gcloud storage rsync --recursive "$WORKDIR" "$DEST/$(basename "$WORKDIR")"
+    elif [[ -n $BUCKET && $WORKDIR == /gcs/$BUCKET/* ]]; then
       run gcloud storage rsync --recursive "gs://$BUCKET/${WORKDIR#/gcs/$BUCKET/}" "$DEST/$(basename "$WORKDIR")"
     else
       [[ $WORKDIR == /* ]] || WORKDIR=lipprune/$WORKDIR  # run's relative paths start in ~/lipprune

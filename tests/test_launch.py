@@ -248,8 +248,11 @@ def test_tpu_run_same_command_on_all_workers():
   remote = shlex.split(ssh[0][-1])
   assert remote[:4] == ["cd", "~/lipprune", "&&", "LIPPRUNE_DISTRIBUTED=1"]
   assert remote[4:] == ["python3", "-m", "experiments.prune", f"--config={PRUNE_CFG}",
-                        "--workdir=/gcs/my-bkt/lipprune/prune", "--config.seed=1",
+                        "--workdir=gs://my-bkt/lipprune/prune", "--config.seed=1",
                         "--config.arms=global_magnitude:lr_rewind@5"]
+  fuse = lines(sh("tpu_vm.sh", "run", *TPU, "--bucket=my-bkt", "--fuse", "--job=prune",
+                  f"--config={PRUNE_CFG}", "--dry_run"))
+  assert "--workdir=/gcs/my-bkt/lipprune/prune" in shlex.split(fuse[0][-1])
 
 
 def test_tpu_mount_and_fetch():
@@ -261,6 +264,9 @@ def test_tpu_mount_and_fetch():
   assert from_bucket == [["mkdir", "-p", "out"],
                          ["gcloud", "storage", "rsync", "--recursive", "gs://my-bkt/lipprune/robust",
                           "out/robust"]]
+  from_mount = lines(sh("tpu_vm.sh", "fetch", *TPU, "--bucket=my-bkt", "--fuse", "--job=robust",
+                        "--dest=out", "--dry_run"))
+  assert from_mount == from_bucket  # the mounted workdir is the same objects
   from_worker0 = lines(sh("tpu_vm.sh", "fetch", *TPU, "--job=robust", "--dry_run"))
   assert from_worker0[1] == [*GCLOUD, "scp", "--recurse", "lp-pod:lipprune/workdirs/robust",
                              "tpu_results/lp-pod", "--zone=us-central2-b", "--worker=0"]

@@ -16,18 +16,18 @@ same final states and checkpoints. `Checkpointer` itself defaults to synchronous
 """
 from __future__ import annotations
 
-import os
-
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from lipprune.train import io
 
 
 class Checkpointer:
   """Saves ``{'state': TrainState, 'progress': int}`` under ``directory/<progress>``."""
 
   def __init__(self, directory: str, max_to_keep: int = 2, async_save: bool = False):
-    self.directory = os.path.abspath(directory)
+    self.directory = io.checkpoint_dir(directory)  # local: absolute; gs://, s3:// as given
     self.async_save = bool(async_save)
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))

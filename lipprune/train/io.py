@@ -1,12 +1,20 @@
-"""Result files that survive a crash, through one small path layer.
+"""Result files that survive a crash, on any file system `etils.epath` supports.
+
+Every workdir file goes through this module, so a workdir may be a local path or a URI such as
+``gs://bucket/run`` (``s3://`` likewise); `as_path` gives the one path object (`etils.epath.Path`).
 
 Local paths: every write goes to a temporary file ``.tmp-<name>.<pid>.<random>`` in the target's
 folder, then `os.replace`, so a reader sees the old file or the new one, never half of one; files
 are created with mode ``0666`` minus the umask (``0644`` under the usual ``022``), like any other
 tool's output. `sweep_temp_files` removes the temporary files a killed writer leaves.
 
-Paths with a scheme (``gs://bucket/run``) go through `etils.epath`: an object store replaces an
-object in one step, so writes there need no temporary file; appending rewrites the object.
+Paths with a scheme go through `etils.epath` (its fsspec backend needs ``gcsfs`` for ``gs://``):
+an object store replaces an object in one step, so writes there need no temporary file; appending
+rewrites the object. `create_exclusive` (the workdir lock's primitive) uses fsspec's exclusive
+mode ``"xb"``, which object stores implement with a precondition (GCS ``ifGenerationMatch=0``).
+
+Orbax checkpoints write their arrays through TensorStore, not epath; `checkpoint_dir` maps a
+workdir path to the directory string orbax takes and refuses schemes TensorStore cannot write.
 """
 from __future__ import annotations
 
@@ -21,6 +29,10 @@ from typing import Any, Iterable
 import numpy as np
 
 TEMP_PREFIX = ".tmp-"
+# Schemes whose checkpoint arrays TensorStore (under orbax) writes itself.
+CHECKPOINT_SCHEMES = ("gs", "s3")
+# Puts the orbax checkpoints of a workdir on another file system (see `checkpoint_dir`).
+CHECKPOINT_ROOT_ENV = "LIPPRUNE_CHECKPOINT_ROOT"
 
 
 def _jsonable(obj: Any):
@@ -43,44 +55,128 @@ def is_local(path) -> bool:
   return "://" not in os.fspath(path)
 
 
-def _epath(path):
+def scheme(path) -> str | None:
+  """``'gs'`` for ``gs://bucket/x``; ``None`` for a local path."""
+  return None if is_local(path) else os.fspath(path).split("://", 1)[0]
+
+
+def as_path(p):
+  """``p`` as an `etils.epath.Path` (local paths made absolute, ``~`` expanded)."""
   from etils import epath  # pylint: disable=g-import-not-at-top
-  return epath.Path(path)
+  if is_local(p):
+    return epath.Path(os.path.abspath(os.path.expanduser(os.fspath(p))))
+  try:
+    return epath.Path(os.fspath(p).rstrip("/"))
+  except KeyError:
+    raise ValueError(f"{os.fspath(p)}: etils.epath has no file system for {scheme(p)}:// (it has "
+                     "local paths, gs://, s3://, az://, hf://)") from None
 
 
-def exists(path) -> bool:
-  return os.path.exists(path) if is_local(path) else _epath(path).exists()
+def exists(p) -> bool:
+  return as_path(p).exists()
 
 
-def read_text(path) -> str:
-  if is_local(path):
-    with open(path, encoding="utf-8") as f:
-      return f.read()
-  return _epath(path).read_text(encoding="utf-8")
+def is_dir(p) -> bool:
+  return as_path(p).is_dir()
 
 
-def write_text(path, text: str) -> None:
-  """Writes ``text`` to ``path`` atomically (readers see the old file or the new one, never half)."""
-  if not is_local(path):
-    p = _epath(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
+def makedirs(p) -> None:
+  as_path(p).mkdir(parents=True, exist_ok=True)
+
+
+def remove(p) -> None:
+  """Deletes the file ``p``; a missing one is no error."""
+  as_path(p).unlink(missing_ok=True)
+
+
+def read_text(p) -> str:
+  return as_path(p).read_text(encoding="utf-8")
+
+
+def write_bytes(p, data: bytes) -> None:
+  """Writes ``data`` to ``p`` atomically (readers see the old file or the new one, never half)."""
+  target = as_path(p)
+  if not is_local(p):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
     return
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
+  directory, name = os.fspath(target.parent), target.name
   os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}.{os.getpid()}."
-                                f"{secrets.token_hex(4)}")
+  tmp = os.path.join(directory, f"{TEMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}")
   # os.open applies the umask to 0o666 (tempfile.mkstemp would force 0o600).
   fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, os.fspath(target))
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_text(p, text: str) -> None:
+  """Writes ``text`` to ``p`` atomically (readers see the old file or the new one, never half)."""
+  write_bytes(p, text.encode("utf-8"))
+
+
+def create_exclusive(p, text: str) -> bool:
+  """Creates the file ``p`` holding ``text`` unless it exists; returns whether this call created it.
+
+  Atomic where the file system has an exclusive create: ``O_EXCL`` locally, fsspec's mode ``"xb"``
+  elsewhere (GCS through gcsfs sends ``ifGenerationMatch=0``, S3 ``If-None-Match``). A backend
+  without one raises ``NotImplementedError`` from fsspec or ``ValueError`` for the mode; there the
+  caller's lock must verify its ownership after creating (see experiments/common.py).
+  """
+  if is_local(p):
+    try:
+      fd = os.open(os.fspath(as_path(p)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+      return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+    return True
+  import fsspec  # pylint: disable=g-import-not-at-top
+  fs, fs_path = fsspec.core.url_to_fs(os.fspath(p))
+  try:
+    with fs.open(fs_path, "xb") as f:
+      f.write(text.encode("utf-8"))
+  except FileExistsError:
+    return False
+  except (NotImplementedError, ValueError):  # no exclusive create: check, then write
+    if fs.exists(fs_path):
+      return False
+    write_text(p, text)
+  return True
+
+
+def save_figure(fig, p, **savefig_kwargs) -> None:
+  """``fig.savefig`` to ``p`` (format from its suffix) through `write_bytes`: atomic, any scheme."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format=os.path.splitext(os.fspath(p))[1].lstrip(".") or "png", **savefig_kwargs)
+  write_bytes(p, buf.getvalue())
+
+
+def checkpoint_dir(p) -> str:
+  """The directory string orbax takes for checkpoints under the workdir path ``p``.
+
+  Orbax writes checkpoint arrays through TensorStore, whose drivers cover local paths, ``gs://``
+  and ``s3://`` only; ``p`` on another scheme raises ``ValueError`` unless
+  ``$LIPPRUNE_CHECKPOINT_ROOT`` is set. With it set, the checkpoints of a non-local workdir go to
+  ``$LIPPRUNE_CHECKPOINT_ROOT/<scheme>/<path without scheme>`` (e.g. a local disk while results go
+  to a bucket); local workdirs keep theirs inside the workdir.
+  """
+  if is_local(p):
+    return os.fspath(as_path(p))
+  root = os.environ.get(CHECKPOINT_ROOT_ENV)
+  if root:
+    return os.path.join(checkpoint_dir(root), scheme(p), os.fspath(p).split("://", 1)[1].strip("/"))
+  if scheme(p) not in CHECKPOINT_SCHEMES:
+    raise ValueError(
+        f"{os.fspath(p)}: orbax writes checkpoints through TensorStore, which supports local paths "
+        f"and {', '.join(s + '://' for s in CHECKPOINT_SCHEMES)} only; use one of those, or set "
+        f"${CHECKPOINT_ROOT_ENV} to a directory for this workdir's checkpoints")
+  return os.fspath(p).rstrip("/")
 
 
 def sweep_temp_files(directory) -> list[str]:
@@ -133,8 +229,9 @@ def append_jsonl(path, record: dict) -> None:
     old = read_text(path) if exists(path) else ""
     write_text(path, old + ("\n" if old and not old.endswith("\n") else "") + line)
     return
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "a+b") as f:
+  local = os.fspath(as_path(path))
+  os.makedirs(os.path.dirname(local), exist_ok=True)
+  with open(local, "a+b") as f:
     if f.seek(0, os.SEEK_END) > 0:
       f.seek(-1, os.SEEK_END)
       if f.read(1) != b"\n":
