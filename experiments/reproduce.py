@@ -310,6 +310,29 @@ def _signed_points(value: float, digits: int) -> str:
   return f"{value:+.{digits}f}".replace("-", "\u2212")
 
 
+def prune_matching(runs: tuple[tuple[str, str], ...]):
+  """Renda et al.'s summary: per arm, the largest compression whose test accuracy still matches the
+  dense network's (mean within one std of the dense mean; median within the dense min/max), from
+  each run's matching.csv; ``runs``: (column label, run)."""
+  def render(workdirs):
+    tables = {label: {r["arm"]: r for r in read_csv(os.path.join(workdirs[run], "matching.csv"))}
+              for label, run in runs}
+    arms = list(dict.fromkeys(a for t in tables.values() for a in t))
+    head = ["arm"] + [f"{label}: {rule}" for label, _ in runs
+                      for rule in ("mean ± std rule", "median, min/max rule")]
+    out = []
+    for arm in arms:
+      cells = []
+      for label, _ in runs:
+        row = tables[label].get(arm)
+        for rule in ("mean_std", "median_minmax"):
+          cells.append("-" if row is None else f"{number(row[f'max_compression_{rule}']):.1f}x "
+                       f"(round {row[f'round_{rule}']})")
+      out.append([f"`{arm}`"] + cells)
+    return table_lines(head, out)
+  return render
+
+
 def prune_paired(settings: tuple[tuple[str, str, tuple[int, ...]], ...],
                  comparisons: tuple[tuple[str, str], ...]):
   """Paired test-accuracy differences (points, mean over seeds [95% Student-t interval], from each
@@ -588,6 +611,10 @@ ARTIFACTS: dict[str, Figure | Table] = {
              ("weight rewinding − fine-tuning (points)",
               f"global_magnitude:weight_rewind@{t} - global_magnitude:fine_tune"))))
        for data, t in (("digits", "22.5"), ("mnist5k", "15"))},
+    "pruning_matching": Table(
+        runs=("prune_digits_iterative", "prune_mnist5k_iterative"), doc="docs/pruning.md",
+        render=prune_matching((("digits", "prune_digits_iterative"),
+                               ("mnist5k", "prune_mnist5k_iterative")))),
     "pruning_digits_rounds": Table(runs=("prune_digits_iterative",), doc="docs/pruning.md",
                                    render=prune_rounds("prune_digits_iterative",
                                                        (0, 4, 8, 10, 12, 13, 14))),
