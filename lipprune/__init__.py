@@ -3,4 +3,4 @@
 Layers (arrows point one way):
   experiments -> lipprune.{sparsity, robust, fairness} -> lipprune.train -> lipprune.{models, data}
 """
-__version__ = "0.1.0"
+from lipprune._version import __version__  # noqa: F401
