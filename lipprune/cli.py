@@ -66,11 +66,11 @@ def resolve_config(spec: str, configs_dir: str) -> str:
   if os.path.isfile(target):
     return spec
   name = target[:-3] if target.endswith(".py") else target
-  path = os.path.join(configs_dir, f"{name}.py")
-  if os.sep in target or not os.path.isfile(path):
+  names = installed_configs(configs_dir)
+  if os.sep in target or name not in names:
     raise ValueError(f"--config={spec}: {target!r} is neither a config file nor an installed "
-                     f"config; installed configs: {', '.join(installed_configs(configs_dir))}")
-  return path + sep + arg
+                     f"config; installed configs: {', '.join(names)}")
+  return os.path.join(configs_dir, f"{name}.py") + sep + arg
 
 
 def resolve_config_argv(argv: list[str], configs_dir: str) -> list[str]:
