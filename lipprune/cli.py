@@ -21,13 +21,14 @@ This module imports only the standard library at the top: config files import it
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
 import sys
 import types
 
-# Console script name -> job module (lipprune.experiments.<job>).
+# The jobs with a console script lipprune-<job>: modules lipprune.experiments.<job> with a main.
 JOBS = ("train", "prune", "robust", "fairness", "joint", "separation")
 
 
@@ -102,25 +103,10 @@ def run_job(job: str, argv: list[str] | None = None) -> None:
   app.run(module.main, argv=argv, flags_parser=common.parse_flags)
 
 
-def train() -> None:
-  run_job("train")
-
-
-def prune() -> None:
-  run_job("prune")
-
-
-def robust() -> None:
-  run_job("robust")
-
-
-def fairness() -> None:
-  run_job("fairness")
-
-
-def joint() -> None:
-  run_job("joint")
-
-
-def separation() -> None:
-  run_job("separation")
+# The console scripts' entry points (pyproject.toml [project.scripts]), one per name in JOBS.
+train = functools.partial(run_job, "train")
+prune = functools.partial(run_job, "prune")
+robust = functools.partial(run_job, "robust")
+fairness = functools.partial(run_job, "fairness")
+joint = functools.partial(run_job, "joint")
+separation = functools.partial(run_job, "separation")

@@ -74,7 +74,8 @@ def test_wheel_metadata_version_license_and_console_scripts(wheel):
   assert meta["Requires-Python"] == ">=3.11"
   scripts = dict(re.findall(r"^(lipprune-\w+) = (\S+)$", entry_points, flags=re.M))
   assert scripts == {f"lipprune-{job}": f"lipprune.cli:{job}" for job in cli.JOBS}
-  for job in cli.JOBS:  # each names a job module of experiments/ with a main
+  for job in cli.JOBS:  # each runs its job, a module of experiments/ with a main
+    assert getattr(cli, job).func is cli.run_job and getattr(cli, job).args == (job,)
     assert "\ndef main(argv):" in (REPO / "experiments" / f"{job}.py").read_text(), job
 
 
