@@ -5,17 +5,17 @@ The experiment jobs live in the checkout's ``experiments/`` folder, run there as
 folder as ``lipprune.experiments`` (pyproject.toml's ``package-dir``), so that the distribution has
 the one top-level package ``lipprune``; its console scripts run the same jobs from any directory::
 
-  lipprune-train --config=mnist5k_mlp --workdir=/tmp/w            # an installed config, by name
-  lipprune-prune --config=prune_digits_mlp.py:conv2 --workdir=/tmp/p  # name with .py and an argument
-  lipprune-robust --config=./my_config.py --workdir=/tmp/r        # any config file, by path
+  lipprune-train --config=mnist5k_mlp --workdir=/tmp/w          # an installed config, by name
+  lipprune-fairness --config=fairness_synthetic.py:mlp --workdir=/tmp/f  # with .py, an argument
+  lipprune-robust --config=./my_config.py --workdir=/tmp/r      # any config file, by path
 
 ``--config`` is a path when that file exists, else the name of a config installed with the package
 (``lipprune.experiments.configs``); anything else exits with status 2 naming the installed configs,
 before any compute.
 
-Config files are loaded by path (ml_collections' ``DEFINE_config_file``) as top-level modules, from
-experiments/configs/ in a checkout and from lipprune/experiments/configs/ in an installation, so they
-cannot import each other by a package name; ``sibling_config`` loads a sibling by its file.
+Config files are loaded by path (ml_collections' ``DEFINE_config_file``) as top-level modules,
+from experiments/configs/ in a checkout and from lipprune/experiments/configs/ in an installation,
+so they cannot import each other by a package name; ``sibling_config`` loads a sibling by its file.
 
 This module imports only the standard library at the top: config files import it.
 """

@@ -57,7 +57,8 @@ def _source_packages() -> set[str]:
 
 def test_wheel_holds_lipprune_only_with_every_package_and_config(wheel):
   names, _, _ = _metadata(wheel)
-  assert {n.split("/")[0] for n in names} == {"lipprune", f"lipprune-{lipprune.__version__}.dist-info"}
+  top = {n.split("/")[0] for n in names}
+  assert top == {"lipprune", f"lipprune-{lipprune.__version__}.dist-info"}
   packages = {os.path.dirname(n).replace("/", ".") for n in names if n.endswith("/__init__.py")}
   assert packages == _source_packages()
   configs = {p.name for p in (REPO / "experiments" / "configs").glob("*.py")}
@@ -194,7 +195,8 @@ def _check_authors(authors, where):
     if "name" in a:
       assert set(a) <= CFF_ENTITY_KEYS, (where, a)
     else:
-      assert set(a) <= CFF_PERSON_KEYS and a.get("family-names") and a.get("given-names"), (where, a)
+      assert set(a) <= CFF_PERSON_KEYS, (where, a)
+      assert a.get("family-names") and a.get("given-names"), (where, a)
 
 
 def test_citation_cff_is_valid_cff_1_2_0_naming_the_project_and_the_three_papers():

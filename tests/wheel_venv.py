@@ -4,9 +4,9 @@ Used by test_packaging (console scripts from outside the checkout) and test_cola
 install cell). The wheel is built from a copy of the sources (a stale build/ folder of the checkout
 cannot leak into it) with the running interpreter's setuptools (``--no-build-isolation``: no
 download). The venv sees the running interpreter's site-packages through a .pth file, so that the
-dependencies need no download either; a .pth line only appends a folder to sys.path (the .pth files
-inside that folder are not processed), so the checkout's editable install of lipprune stays invisible
-there: in the venv, ``import lipprune`` finds only what was installed into the venv.
+dependencies need no download either; a .pth line only appends a folder to sys.path (the .pth
+files inside that folder are not processed), so the checkout's editable install of lipprune stays
+invisible there: in the venv, ``import lipprune`` finds only what was installed into the venv.
 """
 from __future__ import annotations
 
