@@ -80,6 +80,16 @@ def test_wheel_metadata_version_license_and_console_scripts(wheel):
     assert "\ndef main(argv):" in (REPO / "experiments" / f"{job}.py").read_text(), job
 
 
+def test_experiments_import_no_absolute_experiments_package():
+  """experiments/ runs as ``experiments`` in a checkout and as ``lipprune.experiments`` when
+  installed: jobs import their siblings relatively (``from . import common``) and configs load theirs
+  with ``lipprune.cli.sibling_config``; an absolute ``experiments`` import fails when installed."""
+  absolute = re.compile(r"^\s*(from experiments[ .]|import experiments\b)", flags=re.M)
+  offenders = [str(p.relative_to(REPO)) for p in (REPO / "experiments").rglob("*.py")
+               if absolute.search(p.read_text())]
+  assert not offenders, offenders
+
+
 def test_setup_py_is_a_shim():
   """pyproject.toml is the one source: setup.py passes setuptools.setup() nothing."""
   code = [l for l in (REPO / "setup.py").read_text().splitlines()
