@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common
-from experiments import group_report
+from . import common
+from . import group_report
 from lipprune import models
 from lipprune import plotting
 from lipprune.data import tabular

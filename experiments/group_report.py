@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from . import common
 from lipprune import models
 from lipprune import plotting
 from lipprune.data import tabular
@@ -130,7 +130,7 @@ def fit_model_rows(config, table) -> dict:
   The blind baseline sees the blind features' columns set to zero, which is the same model as
   leaving them out (a zero input gets zero weight under the L2 term) and shares the compiled fit.
   """
-  from experiments import fairness  # pylint: disable=g-import-not-at-top
+  from . import fairness  # pylint: disable=g-import-not-at-top
   model = models.create("logistic", 2)
   tcfg = fairness.train_cfg(config)
   num = config.report.splits
@@ -206,7 +206,7 @@ def over_replicates(sets, fn) -> dict:
 
 
 def _favorable(config):
-  from experiments import fairness  # pylint: disable=g-import-not-at-top
+  from . import fairness  # pylint: disable=g-import-not-at-top
   return fairness.FAVORABLE[config.dataset]
 
 
@@ -282,7 +282,7 @@ def _table(header, rows):
 
 
 def _positive(config, short=False):
-  from experiments import fairness  # pylint: disable=g-import-not-at-top
+  from . import fairness  # pylint: disable=g-import-not-at-top
   return (fairness.POSITIVE_SHORT if short else fairness.POSITIVE_CLASS)[config.dataset]
 
 
@@ -444,7 +444,7 @@ def _plots(config, rep, workdir):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from experiments.fairness import save_figure  # pylint: disable=g-import-not-at-top
+  from .fairness import save_figure  # pylint: disable=g-import-not-at-top
   protected_color, reference_color = (plotting.GROUP_COLORS[g] for g in ("protected", "reference"))
   names, pair, labels, pos = rep["groups"], rep["pair"], row_labels(config), _positive(config)
   i, j = names.index(pair[0]), names.index(pair[1])

@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from experiments import common
-from experiments import prune as prune_job
-from experiments import robust as robust_job
+from . import common
+from . import prune as prune_job
+from . import robust as robust_job
 from lipprune.fairness import bias as bias_lib
 from lipprune.fairness import losses as fair_losses
 from lipprune.fairness import metrics as fair_metrics

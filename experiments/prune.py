@@ -57,9 +57,9 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
-from experiments import common
-from experiments import study
-from experiments import train as train_job
+from . import common
+from . import study
+from . import train as train_job
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import sparsity

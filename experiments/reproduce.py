@@ -750,7 +750,7 @@ def load_config(run: Run):
   try:
     return _parse_config(path, run.overrides)
   except (AttributeError, KeyError) as e:
-    from experiments import common  # pylint: disable=g-import-not-at-top
+    from . import common  # pylint: disable=g-import-not-at-top
     problems = common.unknown_overrides(_parse_config(path, ()), [k for k, _ in run.overrides])
     raise ValueError(f"{run.config}: " + "; ".join(problems or [repr(e)])) from None
 

@@ -34,8 +34,8 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common
-from experiments import train as train_job
+from . import common
+from . import train as train_job
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import plotting

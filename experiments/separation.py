@@ -16,7 +16,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common
+from . import common
 from lipprune import data as data_lib
 from lipprune import plotting
 from lipprune.robust import separation

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common
+from . import common
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import train as train_lib

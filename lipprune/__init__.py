@@ -2,5 +2,7 @@
 
 Layers (arrows point one way):
   experiments -> lipprune.{sparsity, robust, fairness} -> lipprune.train -> lipprune.{models, data}
+The checkout's experiments/ installs as lipprune.experiments; lipprune.cli (the console scripts)
+imports it only when a script runs.
 """
-__version__ = "0.1.0"
+from lipprune._version import __version__  # noqa: F401

@@ -1,10 +1,14 @@
 """The Colab demos (experiments/colabs/*.ipynb) run end to end, so that they cannot rot.
 
-Each notebook is executed with nbclient in a fresh kernel that runs this interpreter (a kernelspec
-written to a temporary folder points at ``sys.executable``, so the kernel sees the same installed
-lipprune as the tests). The notebooks' last cell prints ``LIPPRUNE_SUMMARY {json}``; the tests parse
-it and check the numbers against the papers' qualitative findings and, for the separation of the
-digits, against an independent numpy computation.
+Each notebook runs with nbclient in a kernel of a fresh venv (tests/wheel_venv.py) that sees this
+interpreter's dependencies but not lipprune. Its install cell is executed as a Colab user runs it,
+with one change: the pinned requirement ``lipprune @ git+https://github.com/...@v<version>`` is
+replaced by the path of a wheel built from this checkout (no network; the tag names the same
+release), so the cell's ``%pip install`` branch really installs the package, and the notebook then
+runs on the installed package, not on the checkout. The notebooks' last cell prints
+``LIPPRUNE_SUMMARY {json}``; the tests parse it and check the numbers against the papers'
+qualitative findings and, for the separation of the digits, against an independent numpy
+computation.
 
 COMPAS: the notebook reads ``LIPPRUNE_DATA_DIR``; it is set to ../shared/data when that folder is
 there, and the COMPAS part is skipped (by the notebook, with a printed message) when it is not and
@@ -17,6 +21,8 @@ import time
 import numpy as np
 import pytest
 
+import lipprune
+from tests import wheel_venv
 from tests.conftest import REPO, shared_data_dir
 
 nbformat = pytest.importorskip("nbformat")
@@ -29,15 +35,23 @@ COLABS = REPO / "experiments" / "colabs"
 NOTEBOOKS = ("01_pruning_rewinding", "02_robustness_lipschitz", "03_fairness_label_bias")
 CELL_TIMEOUT_S = 600
 SUMMARY_PREFIX = "LIPPRUNE_SUMMARY "
+GITHUB = "github.com/lipprune/lipprune"
+# The install cell's requirement: the release tag of lipprune.__version__.
+PINNED = f'"lipprune @ git+https://{GITHUB}@v{lipprune.__version__}"'
 
 pytestmark = pytest.mark.slow
 
 
-def _kernel_manager(tmp_path) -> KernelManager:
-  """A kernel manager whose only kernelspec runs ``sys.executable -m ipykernel_launcher``."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+  return wheel_venv.build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def _kernel_manager(tmp_path, python) -> KernelManager:
+  """A kernel manager whose only kernelspec runs ``python -m ipykernel_launcher``."""
   spec_dir = tmp_path / "kernels" / "lipprune-test"
   spec_dir.mkdir(parents=True)
-  spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+  spec = {"argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
           "display_name": "lipprune test kernel", "language": "python"}
   (spec_dir / "kernel.json").write_text(json.dumps(spec))
   ksm = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
@@ -49,8 +63,29 @@ def _stdout(cell) -> str:
                  if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
-def execute(name: str, tmp_path, monkeypatch) -> tuple[dict, object, float]:
-  """Runs notebook ``name``; returns (the parsed summary, the executed notebook, seconds)."""
+def _install_cell_with(nb, requirement: str):
+  """``nb`` with the install cell's pinned requirement replaced by ``requirement``."""
+  cell = nb.cells[1]
+  assert cell.source.count(PINNED) == 1, cell.source
+  cell.source = cell.source.replace(PINNED, requirement)
+  return nb
+
+
+def _run(nb, tmp_path, python) -> float:
+  """Executes ``nb`` in place in a kernel of ``python``, in a fresh folder; returns seconds."""
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  client = nbclient.NotebookClient(
+      nb, km=_kernel_manager(tmp_path, python), kernel_name="lipprune-test",
+      timeout=CELL_TIMEOUT_S, allow_errors=False, resources={"metadata": {"path": str(workdir)}})
+  start = time.time()
+  client.execute()  # raises CellExecutionError on the first failing cell
+  return time.time() - start
+
+
+def execute(name: str, tmp_path, monkeypatch, wheel) -> tuple[dict, object, float]:
+  """Runs notebook ``name`` in a fresh venv whose install cell installs ``wheel``; returns (the
+  parsed summary, the executed notebook, seconds)."""
   data = shared_data_dir()
   if data is not None:
     monkeypatch.setenv("LIPPRUNE_DATA_DIR", str(data))
@@ -58,16 +93,15 @@ def execute(name: str, tmp_path, monkeypatch) -> tuple[dict, object, float]:
     monkeypatch.delenv("LIPPRUNE_DATA_DIR", raising=False)
   # The kernel must not pick up a sitewide matplotlib backend that cannot render inline.
   monkeypatch.delenv("MPLBACKEND", raising=False)
-  nb = nbformat.read(COLABS / f"{name}.ipynb", as_version=4)
-  workdir = tmp_path / "run"
-  workdir.mkdir()
-  client = nbclient.NotebookClient(
-      nb, km=_kernel_manager(tmp_path), kernel_name="lipprune-test", timeout=CELL_TIMEOUT_S,
-      allow_errors=False, resources={"metadata": {"path": str(workdir)}})
-  start = time.time()
-  client.execute()  # raises CellExecutionError on the first failing cell
-  seconds = time.time() - start
+  python = wheel_venv.make_venv(tmp_path / "venv")
+  nb = _install_cell_with(nbformat.read(COLABS / f"{name}.ipynb", as_version=4), f'"{wheel}"')
+  seconds = _run(nb, tmp_path, python)
   print(f"{name}: executed in {seconds:.1f} s")
+  # The cell installed the wheel into the venv, and the notebook ran on that installation.
+  assert _stdout(nb.cells[1]).endswith(f"lipprune {lipprune.__version__}\n"), _stdout(nb.cells[1])
+  where = wheel_venv.run([str(python), "-c", "import lipprune; print(lipprune.__file__)"],
+                         cwd=tmp_path)
+  assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout
   errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if o.get("output_type") == "error"]
   assert not errors, errors
@@ -86,15 +120,29 @@ def test_notebooks_are_committed_without_outputs():
     nb = nbformat.read(COLABS / f"{name}.ipynb", as_version=4)
     nbformat.validate(nb)
     assert nb.cells[0].cell_type == "markdown"
-    assert "colab.research.google.com" in nb.cells[0].source
-    assert "import lipprune" in nb.cells[1].source and "%pip install" in nb.cells[1].source
+    # The badge opens this notebook at the release tag that its install cell installs.
+    badge = (f"https://colab.research.google.com/{GITHUB.replace('.com', '')}/blob/"
+             f"v{lipprune.__version__}/experiments/colabs/{name}.ipynb")
+    assert badge in nb.cells[0].source
+    assert f"%pip install -q {PINNED}" in nb.cells[1].source
     for c in nb.cells:
       if c.cell_type == "code":
         assert not c.outputs and c.execution_count is None, f"{name}: clear the outputs"
 
 
-def test_pruning_notebook(tmp_path, monkeypatch):
-  s, nb, _ = execute("01_pruning_rewinding", tmp_path, monkeypatch)
+def test_install_cell_installs_nothing_where_lipprune_is_importable(tmp_path):
+  """In this interpreter (lipprune importable) the cell's install branch is not taken: a
+  requirement that cannot be installed leaves no trace, and the cell prints this version."""
+  nb = _install_cell_with(nbformat.read(COLABS / f"{NOTEBOOKS[0]}.ipynb", as_version=4),
+                          f'"{tmp_path / "no-such.whl"}"')
+  nb.cells = nb.cells[1:2]
+  _run(nb, tmp_path, sys.executable)
+  outputs = nb.cells[0].outputs
+  assert [o.get("text") for o in outputs] == [f"lipprune {lipprune.__version__}\n"], outputs
+
+
+def test_pruning_notebook(tmp_path, monkeypatch, wheel):
+  s, nb, _ = execute("01_pruning_rewinding", tmp_path, monkeypatch, wheel)
   assert s["methods"] == ["fine_tune", "lr_rewind", "weight_rewind@6"]
   rows = s["rows"]
   for method in s["methods"]:
@@ -123,8 +171,8 @@ def _min_other_class_linf(q, qy, r, ry, chunk=256) -> float:
   return best
 
 
-def test_robustness_notebook(tmp_path, monkeypatch):
-  s, nb, _ = execute("02_robustness_lipschitz", tmp_path, monkeypatch)
+def test_robustness_notebook(tmp_path, monkeypatch, wheel):
+  s, nb, _ = execute("02_robustness_lipschitz", tmp_path, monkeypatch, wheel)
   methods = s["methods"]
   assert set(methods) == {"natural", "adversarial", "trades:beta=1", "trades:beta=6"}
   for m, r in methods.items():
@@ -149,8 +197,8 @@ def test_robustness_notebook(tmp_path, monkeypatch):
   assert _images(nb) >= 2
 
 
-def test_fairness_notebook(tmp_path, monkeypatch):
-  s, nb, _ = execute("03_fairness_label_bias", tmp_path, monkeypatch)
+def test_fairness_notebook(tmp_path, monkeypatch, wheel):
+  s, nb, _ = execute("03_fairness_label_bias", tmp_path, monkeypatch, wheel)
   syn = s["synthetic"]
   assert set(syn) == {"baseline", "oracle", "reweighing", "inprocessing", "semisupervised"}
   betas = ["0", "0.1", "0.2", "0.3", "0.4", "0.5"]

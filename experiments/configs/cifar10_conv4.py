@@ -1,6 +1,8 @@
 """Conv-4 (Frankle & Carbin 2019) on CIFAR-10: Adam 3e-4, batch 60, as in the Lottery Ticket paper
 (25k iterations ~ 30 epochs). Needs CIFAR-10 prepared for tfds (see README)."""
-from experiments.configs import mnist5k_mlp
+from lipprune import cli
+
+mnist5k_mlp = cli.sibling_config(__file__, "mnist5k_mlp")
 
 
 def get_config():

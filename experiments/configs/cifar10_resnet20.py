@@ -2,7 +2,9 @@
 182 epochs, batch 128, SGD momentum 0.9 (no Nesterov), LR 0.1 divided by 10 at epochs 91 and 136,
 weight decay 2e-4 on every parameter (batch norm included), pad-4 crop + flip; 2,000 of the 10,000
 test images held out for validation. Needs CIFAR-10 prepared for tfds (see README)."""
-from experiments.configs import mnist5k_mlp
+from lipprune import cli
+
+mnist5k_mlp = cli.sibling_config(__file__, "mnist5k_mlp")
 
 
 def get_config():

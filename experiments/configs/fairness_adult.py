@@ -4,7 +4,9 @@
 Needs ``--config.data_dir`` (adult.data and adult.test) or ``--config.download=True``. The 48,842
 rows of both files are split at random 40/40/20 (as the paper does for COMPAS) 10 times.
 """
-from experiments.configs import fairness_synthetic
+from lipprune import cli
+
+fairness_synthetic = cli.sibling_config(__file__, "fairness_synthetic")
 
 
 def get_config(arg: str = "logistic"):

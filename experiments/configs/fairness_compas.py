@@ -5,7 +5,9 @@ Needs ``--config.data_dir`` (the folder with ProPublica's compas-scores-two-year
 years (ProPublica's coding). 10 random 40/40/20 train/unlabeled/test splits (paper appendix A.3)
 for the sweeps; the court report refits its rows on 20 splits.
 """
-from experiments.configs import fairness_synthetic
+from lipprune import cli
+
+fairness_synthetic = cli.sibling_config(__file__, "fairness_synthetic")
 
 
 def get_config(arg: str = "logistic"):

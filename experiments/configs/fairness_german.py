@@ -4,7 +4,9 @@ age <= 25 by default; ``--config.protected=sex`` for female).
 Needs ``--config.data_dir`` (german.data) or ``--config.download=True``. 1,000 rows split at random
 40/40/20 (400 train, 400 unlabeled, 200 test), 10 times.
 """
-from experiments.configs import fairness_synthetic
+from lipprune import cli
+
+fairness_synthetic = cli.sibling_config(__file__, "fairness_synthetic")
 
 
 def get_config(arg: str = "logistic"):

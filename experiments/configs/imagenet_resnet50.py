@@ -11,7 +11,9 @@ expect top-1 a little below the paper's ~76%. Evaluation streams the 50,000-imag
 split (ImageNet's test labels are not public). TPU-pod / multi-GPU scale: each process reads its
 share of every batch.
 """
-from experiments.configs import mnist5k_mlp
+from lipprune import cli
+
+mnist5k_mlp = cli.sibling_config(__file__, "mnist5k_mlp")
 
 
 def get_config():

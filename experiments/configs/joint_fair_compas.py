@@ -10,7 +10,9 @@ CSV: ``--config.data_dir=DIR`` holding compas-scores-two-years.csv, or ``--confi
 """
 import ml_collections
 
-from experiments.configs import prune_digits_mlp
+from lipprune import cli
+
+prune_digits_mlp = cli.sibling_config(__file__, "prune_digits_mlp")
 
 
 def get_config(variant: str = "fair"):

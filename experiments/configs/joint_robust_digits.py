@@ -10,7 +10,9 @@ round reports clean and adversarial (PGD-20) test accuracy and the local Lipschi
 """
 import ml_collections
 
-from experiments.configs import prune_digits_mlp
+from lipprune import cli
+
+prune_digits_mlp = cli.sibling_config(__file__, "prune_digits_mlp")
 
 
 def get_config(method: str = "trades:beta=6"):

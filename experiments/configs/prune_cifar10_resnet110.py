@@ -1,5 +1,7 @@
 """ResNet-110 on CIFAR-10, unstructured iterative pruning: the recipe of prune_cifar10_resnet20.py."""
-from experiments.configs import prune_cifar10_resnet20
+from lipprune import cli
+
+prune_cifar10_resnet20 = cli.sibling_config(__file__, "prune_cifar10_resnet20")
 
 
 def get_config():

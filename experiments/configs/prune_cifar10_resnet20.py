@@ -26,7 +26,9 @@ ResNet-56 or -110 with the same recipe (gpu-src/README.md: ``SIZE="20" # or 56,1
 """
 import ml_collections
 
-from experiments.configs import prune_digits_mlp
+from lipprune import cli
+
+prune_digits_mlp = cli.sibling_config(__file__, "prune_digits_mlp")
 
 # The official checkpoint iterations of the CIFAR run, T = 71108 steps (gpu-src/README.md,
 # --lottery_checkpoint_iters): the points weight rewinding can rewind to.

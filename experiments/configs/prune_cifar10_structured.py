@@ -30,7 +30,9 @@ FLOPs of that smaller network.
 """
 import ml_collections
 
-from experiments.configs import prune_cifar10_resnet20
+from lipprune import cli
+
+prune_cifar10_resnet20 = cli.sibling_config(__file__, "prune_cifar10_resnet20")
 
 
 def _resnet_rates(blocks_per_stage: int, stage_rates, skip_layers) -> dict:

@@ -3,7 +3,9 @@ three retraining methods and random pruning, 3 seeds, the schedule of prune_digi
 minutes (about 4.3M weights, most in the first dense layer, as in the paper's Conv-2)."""
 import ml_collections
 
-from experiments.configs import prune_digits_mlp
+from lipprune import cli
+
+prune_digits_mlp = cli.sibling_config(__file__, "prune_digits_mlp")
 
 
 def get_config():

@@ -23,7 +23,9 @@ experiments.prune to open `experiments.train.open_streams` and evaluate with
 """
 import ml_collections
 
-from experiments.configs import prune_cifar10_resnet20
+from lipprune import cli
+
+prune_cifar10_resnet20 = cli.sibling_config(__file__, "prune_cifar10_resnet20")
 
 
 def get_config():

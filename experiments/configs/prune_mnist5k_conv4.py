@@ -5,7 +5,9 @@ minutes; random filter pruning at the same fractions is the control. The structu
 shrunk physically (lipprune.sparsity.shrink); the rows report its alive parameters and FLOPs."""
 import ml_collections
 
-from experiments.configs import prune_mnist5k_mlp
+from lipprune import cli
+
+prune_mnist5k_mlp = cli.sibling_config(__file__, "prune_mnist5k_mlp")
 
 
 def get_config():

@@ -11,7 +11,9 @@ and t = 0.75 T for weight rewinding (rewind to epoch 5, an early point as in the
 weight-rewinding results). About 15 minutes on 2 CPU cores.
 """
 
-from experiments.configs import prune_digits_mlp
+from lipprune import cli
+
+prune_digits_mlp = cli.sibling_config(__file__, "prune_digits_mlp")
 
 
 def get_config():

@@ -6,12 +6,12 @@ original training time (t = T, optimizer state kept), and iterate.
 prune_BASE.py config (default ``digits_mlp``, minutes on CPU; e.g. ``cifar10_resnet20``,
 ``mnist5k_mlp``), with 14 rounds (density 0.8^14 = 4.4%).
 """
-import importlib
+from lipprune import cli
 
 
 def get_config(base: str = "digits_mlp"):
   base = base or "digits_mlp"
-  c = importlib.import_module(f"experiments.configs.prune_{base}").get_config()
+  c = cli.sibling_config(__file__, f"prune_{base}").get_config()
   c.prune.mode = "iterative"  # Algorithm 1, step 4: "repeat steps 2 and 3 iteratively"
   c.prune.fraction = 0.2  # Algorithm 1, step 2: "prune the 20% lowest-magnitude weights globally"
   c.prune.normalize = ""  # ... by raw magnitude

@@ -11,9 +11,9 @@ T = 71108 (lottery-ticket/rewinding-iclr20-public, vision/gpu-src/README.md,
 ``--lottery_checkpoint_iters``); the retraining times are ``T - k`` for those k, here as the same
 fractions of the base config's T (rounded to 0.01 epochs).
 """
-import importlib
+from lipprune import cli
 
-from experiments.configs import prune_cifar10_resnet20
+prune_cifar10_resnet20 = cli.sibling_config(__file__, "prune_cifar10_resnet20")
 
 
 def t_grid(num_epochs: float) -> tuple[float, ...]:
@@ -25,7 +25,7 @@ def t_grid(num_epochs: float) -> tuple[float, ...]:
 
 def get_config(base: str = "digits_mlp"):
   base = base or "digits_mlp"
-  c = importlib.import_module(f"experiments.configs.prune_{base}").get_config()
+  c = cli.sibling_config(__file__, f"prune_{base}").get_config()
   c.prune.mode = "one_shot"
   c.prune.rounds = 1
   c.prune.target_sparsity = 0.8  # lipprune's choice; the paper's figures span many densities

@@ -14,7 +14,9 @@ learning rate of 0.64 for natural training and TRADES. tests/test_robust_configs
 """
 import ml_collections
 
-from experiments.configs import robust_digits_mlp
+from lipprune import cli
+
+robust_digits_mlp = cli.sibling_config(__file__, "robust_digits_mlp")
 
 BATCH = 64  # get_hyper: batch_size 64 for 'WRN'
 LR = 1e-2 * BATCH  # get_hyper: 1e-2 unless 'adv' or 'llr' in the loss name -> 0.64 here

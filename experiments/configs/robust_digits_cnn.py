@@ -2,7 +2,9 @@
 layers of 256; Frankle & Carbin's Conv-2), l_inf eps = 0.1. Slower than the MLP on CPU."""
 import ml_collections
 
-from experiments.configs import robust_digits_mlp
+from lipprune import cli
+
+robust_digits_mlp = cli.sibling_config(__file__, "robust_digits_mlp")
 
 
 def get_config():

@@ -14,7 +14,9 @@ pins these values.
 """
 import ml_collections
 
-from experiments.configs import robust_digits_mlp
+from lipprune import cli
+
+robust_digits_mlp = cli.sibling_config(__file__, "robust_digits_mlp")
 
 BATCH = 64  # get_hyper: batch_size 64 for 'CNN' on mnist
 OFFICIAL_LR = 1e-4  # get_hyper: learning_rate 1e-4 for 'CNN' on mnist, every loss

@@ -4,7 +4,9 @@ full 8 methods x 3 seeds x 10 epochs is hours on CPU and minutes on a GPU; on CP
 e.g. --config.methods=natural,trades:beta=6 --config.num_seeds=1."""
 import ml_collections
 
-from experiments.configs import robust_digits_mlp
+from lipprune import cli
+
+robust_digits_mlp = cli.sibling_config(__file__, "robust_digits_mlp")
 
 
 def get_config():

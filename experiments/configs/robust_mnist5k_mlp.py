@@ -5,7 +5,9 @@ Sized for a shared CPU (about half an hour): natural, adversarial and TRADES(1, 
 10 epochs; evaluation on 1000 train and all 1000 test points with PGD-20 (multi-target off; turn it
 on with --config.eval_multi_target=True). All methods: --config.methods=<robust_digits_mlp's list>.
 """
-from experiments.configs import robust_digits_mlp
+from lipprune import cli
+
+robust_digits_mlp = cli.sibling_config(__file__, "robust_digits_mlp")
 
 
 def get_config():

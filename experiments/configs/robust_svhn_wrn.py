@@ -8,7 +8,9 @@ The SVHN block of scripts/Table4.sh (yangarbiter/robust-local-lipschitz at 65661
 augmentation, ``--eps 0.031``. As robust_cifar10_wrn (same get_hyper branch: SGD without momentum
 or weight decay, batch 64, 1e-2 / 1e-3 on summed losses) except the values below.
 """
-from experiments.configs import robust_cifar10_wrn
+from lipprune import cli
+
+robust_cifar10_wrn = cli.sibling_config(__file__, "robust_cifar10_wrn")
 
 LR, LR_ADV = robust_cifar10_wrn.LR, robust_cifar10_wrn.LR_ADV
 METHODS = (f"natural,rst:lam=2:lr={LR_ADV:g},adversarial:lr={LR_ADV:g},trades:beta=3,"

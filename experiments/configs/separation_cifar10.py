@@ -1,7 +1,9 @@
 """Paper scale: exact separation of CIFAR-10 (50k train, 10k test), l_inf eps = 0.031 (the paper
 reports a minimum train-train separation of 0.212); GPU. Also SVHN with
 ``--config.dataset=svhn_cropped``."""
-from experiments.configs import separation_digits
+from lipprune import cli
+
+separation_digits = cli.sibling_config(__file__, "separation_digits")
 
 
 def get_config():

