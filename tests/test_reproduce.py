@@ -185,6 +185,47 @@ def test_joint_cell_counts_undefined_seeds(tmp_path):
       "| fair, lr_rewind | 1 | 80.0% | undefined in 1 of 2 seeds |\n")
 
 
+def test_joint_paired_against_the_control_by_seed(tmp_path):
+  """Each arm minus the control at the same round and seed: differences 2, 4, 6 points have mean 4
+  and a 95% interval 4 +- t(0.975, 2) * 2 / sqrt(3) (scipy's quantile, computed here)."""
+  from scipy import stats
+  arm, control = "global_magnitude:lr_rewind", "global_magnitude:lr_rewind"
+  _prune_workdir(str(tmp_path / "p"), [arm], {(arm, 0): [0.9, 0.9, 0.9],
+                                               (arm, 1): [0.92, 0.94, 0.96]})
+  _prune_workdir(str(tmp_path / "c"), [control], {(control, 1): [0.9, 0.9, 0.9]})
+  for d in ("p", "c"):  # joint rows also carry the density
+    rows = list(csv.DictReader(open(tmp_path / d / "results.csv")))
+    _write_csv(str(tmp_path / d / "results.csv"),
+               [dict(r, density=0.8 ** int(r["round"]) if d == "p" else 1.0) for r in rows])
+  render = reproduce.joint_paired_control("p", "c", (1, 5), (("acc", "test_accuracy", 100, 2),))
+  half = stats.t.ppf(0.975, 2) * 2 / 3 ** 0.5
+  assert render({"p": str(tmp_path / "p"), "c": str(tmp_path / "c")}) == (
+      "| arm | round | density | seeds | acc |\n|---|---|---|---|---|\n"
+      "| lr_rewind | 1 | 80.0% | 3 | +4.00 "
+      + f"[{4 - half:+.2f}, {4 + half:+.2f}] |\n".replace("-", "\u2212"))  # the docs' minus sign
+
+
+def test_prune_paired_and_matching_tables(tmp_path):
+  wd = tmp_path / "w"
+  os.makedirs(wd)
+  _write_csv(str(wd / "paired.csv"), [
+      {"comparison": "a - b", "round": 1, "num_seeds": 10, "density_a": 0.02,
+       "test_accuracy_diff_mean": 0.0087, "ci95_low": -0.0044, "ci95_high": 0.0129},
+      {"comparison": "b - c", "round": 1, "num_seeds": 10, "density_a": 0.02,
+       "test_accuracy_diff_mean": 0.0757, "ci95_low": "", "ci95_high": ""}])
+  render = reproduce.prune_paired((("one-shot 2%", "run", (1,)),), (("A - B", "a - b"),
+                                                                    ("B - C", "b - c")))
+  assert render({"run": str(wd)}) == (
+      "| schedule | density | seeds | A - B | B - C |\n|---|---|---|---|---|\n"
+      "| one-shot 2% | 2.0% | 10 | +0.87 [\u22120.44, +1.29] | +7.57 [n/a] |\n")
+  _write_csv(str(wd / "matching.csv"), [
+      {"arm": "a", "max_compression_mean_std": 22.7355, "round_mean_std": 14,
+       "max_compression_median_minmax": 14.55, "round_median_minmax": 12}])
+  assert reproduce.prune_matching((("digits", "run"),))({"run": str(wd)}) == (
+      "| arm | digits: mean ± std rule | digits: median, min/max rule |\n|---|---|---|\n"
+      "| `a` | 22.7x (round 14) | 14.6x (round 12) |\n")
+
+
 def test_a_finished_run_is_not_started_and_its_figure_is_copied(tmp_path, monkeypatch):
   monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run was started"))
   name = "robust_digits_separation_linf"
