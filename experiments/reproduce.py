@@ -600,7 +600,6 @@ ARTIFACTS: dict[str, Figure | Table] = {
             ("He init, no floor", "prune_digits_oneshot_he")),
             ("global_magnitude:fine_tune", "global_magnitude:weight_rewind@22.5",
              "global_magnitude:lr_rewind"))),
-    # mnist5k: the one-shot rows only until its iterative run is redone at 10 seeds.
     **{f"pruning_{data}_paired": Table(
         runs=tuple(f"prune_{data}_oneshot_{d}" for d in ("05", "02", "01")) + iterative,
         doc="docs/pruning.md", render=prune_paired(
@@ -612,10 +611,11 @@ ARTIFACTS: dict[str, Figure | Table] = {
              ("weight rewinding − fine-tuning (points)",
               f"global_magnitude:weight_rewind@{t} - global_magnitude:fine_tune"))))
        for data, t, iterative in (("digits", "22.5", ("prune_digits_iterative",)),
-                                  ("mnist5k", "15", ()))},
+                                  ("mnist5k", "15", ("prune_mnist5k_iterative",)))},
     "pruning_matching": Table(
-        runs=("prune_digits_iterative",), doc="docs/pruning.md",
-        render=prune_matching((("digits", "prune_digits_iterative"),))),
+        runs=("prune_digits_iterative", "prune_mnist5k_iterative"), doc="docs/pruning.md",
+        render=prune_matching((("digits", "prune_digits_iterative"),
+                               ("mnist5k", "prune_mnist5k_iterative")))),
     "pruning_digits_rounds": Table(runs=("prune_digits_iterative",), doc="docs/pruning.md",
                                    render=prune_rounds("prune_digits_iterative",
                                                        (0, 4, 8, 10, 12, 13, 14))),
