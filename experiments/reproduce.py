@@ -298,12 +298,16 @@ def prune_oneshot(recipes: tuple[tuple[str, str], ...], arms: tuple[str, ...]):
 
 
 def _interval(row: dict, scale: float = 100.0, digits: int = 2) -> str:
-  """'mean [low, high]' of a paired difference; 'n/a' bounds for one seed."""
-  m, lo, hi = (number(row[k]) for k in ("test_accuracy_diff_mean", "ci95_low", "ci95_high"))
-  if math.isnan(lo):
-    return f"{_signed_points(scale * m, digits)} [n/a]"
-  return (f"{_signed_points(scale * m, digits)} [{_signed_points(scale * lo, digits)}, "
-          f"{_signed_points(scale * hi, digits)}]")
+  """'mean [low, high]' of a paired difference from paired.csv; 'n/a' bounds for one seed."""
+  m, lo, hi = (scale * number(row[k]) for k in ("test_accuracy_diff_mean", "ci95_low", "ci95_high"))
+  return _mean_interval(m, lo, hi, digits)
+
+
+def _mean_interval(mean: float, low: float, high: float, digits: int) -> str:
+  if math.isnan(low):
+    return f"{_signed_points(mean, digits)} [n/a]"
+  return (f"{_signed_points(mean, digits)} [{_signed_points(low, digits)}, "
+          f"{_signed_points(high, digits)}]")
 
 
 def _signed_points(value: float, digits: int) -> str:
@@ -380,13 +384,13 @@ def joint_paired_control(run: str, control: str, rounds: tuple[int, ...],
 
 
 def _paired_cell(d: np.ndarray, digits: int) -> str:
+  """'mean [95% Student-t interval]' of paired differences ``d`` (as study.paired_differences)."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
   mean = float(d.mean())
   if len(d) < 2:
-    return f"{_signed_points(mean, digits)} [n/a]"
+    return _mean_interval(mean, math.nan, math.nan, digits)
   half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-  return (f"{_signed_points(mean, digits)} [{_signed_points(mean - half, digits)}, "
-          f"{_signed_points(mean + half, digits)}]")
+  return _mean_interval(mean, mean - half, mean + half, digits)
 
 
 def workdir_markdown(run: str, filename: str):
