@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 
 def optional_import(name: str):
   """The module ``name``, or None when it is not installed (bench-only dependencies)."""
@@ -79,6 +81,42 @@ def measure_interleaved(runs: Mapping[str, Callable[[int], Any]], *, steps: int,
     for name, run in runs.items():
       seconds[name].extend(time_calls(run, steps=steps, repeats=1, clock=clock))
   return seconds
+
+
+def measure_paired(runs: Mapping[str, Callable[[int], Any]], *, steps: int, warmup: int,
+                   rounds: int, clock: Callable[[], float] = time.perf_counter,
+                   seed: int = 0) -> dict[str, list[float]]:
+  """`measure_interleaved` with the contenders in a new random order every round (so none always
+  runs right after another), for `paired_ratio`: ``{name: [seconds of round r]}``."""
+  if warmup < 0 or rounds < 1:
+    raise ValueError(f"warmup must be >= 0 and rounds >= 1, got warmup={warmup}, rounds={rounds}")
+  for run in runs.values():
+    if warmup:
+      run(warmup)
+  order = list(runs)
+  rng = np.random.default_rng(seed)
+  seconds: dict[str, list[float]] = {name: [] for name in runs}
+  for _ in range(rounds):
+    for i in rng.permutation(len(order)):
+      seconds[order[i]].extend(time_calls(runs[order[i]], steps=steps, repeats=1, clock=clock))
+  return seconds
+
+
+def paired_ratio(seconds: Sequence[float], base: Sequence[float], *, level: float = 0.95,
+                 resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+  """``(median, low, high)`` of the per-round ratios ``seconds[r] / base[r]``: their median and a
+  percentile-bootstrap interval of it at ``level``. Both contenders of a round ran within a second
+  of each other, so the slow changes of a shared machine's load cancel in the ratio, which they
+  do not in the ratio of two medians."""
+  ratios = np.asarray(seconds, float) / np.asarray(base, float)
+  if ratios.ndim != 1 or ratios.size < 2:
+    raise ValueError(f"need >= 2 paired rounds of equal length, got {np.shape(seconds)} and "
+                     f"{np.shape(base)}")
+  rng = np.random.default_rng(seed)
+  medians = np.median(rng.choice(ratios, size=(resamples, ratios.size)), axis=1)
+  tail = 100 * (1 - level) / 2
+  return (float(np.median(ratios)), float(np.percentile(medians, tail)),
+          float(np.percentile(medians, 100 - tail)))
 
 
 def throughput(examples_per_step: int, steps: int, seconds: Sequence[float]) -> float:

@@ -165,6 +165,20 @@ RENAMED_FIELDS = {
 }
 
 
+# Fields added after workdirs were first written, with the value an older workdir's run used: such a
+# workdir resumes with that value and is never taken for a run made with the new default.
+ADDED_FIELDS = {"fuse_masks": (False, "0.2")}
+
+
+def added_field_hint(field: str) -> str:
+  """A hint for an `ADDED_FIELDS` field that an older workdir's ``config.json`` lacks, else ``''``."""
+  if field not in ADDED_FIELDS:
+    return ""
+  value, version = ADDED_FIELDS[field]
+  return (f" (config.{field} is new in lipprune {version}; this workdir's run was made before, "
+          f"with what is now {field}={value}: resume it with --config.{field}={value})")
+
+
 def renamed_field_hint(field: str) -> str:
   """`` (renamed: ...)`` for a top-level field of `RENAMED_FIELDS`, else ``''``."""
   new = RENAMED_FIELDS.get(field)
@@ -228,6 +242,7 @@ def config_differences(old: dict, new: dict, ignore: Iterable[str] = BOOKKEEPING
   fields (at any depth: ``'data_dir'`` also covers ``'joint.data_dir'``)."""
   ignore = set(ignore)
   old, new = _flat(old), _flat(new)
+  old = {**{k: v for k, (v, _) in ADDED_FIELDS.items() if k in new}, **old}
   return sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and k.split(".")[-1] not in ignore and k not in ignore)
 
@@ -254,6 +269,7 @@ def check_workdir(workdir: str, config, ignore: Iterable[str] = BOOKKEEPING_FIEL
     changed = config_differences(old, io._jsonable(config), ignore)  # pylint: disable=protected-access
     if changed:
       renamed = "".join(renamed_field_hint(f) for f in changed)
+      renamed += "".join(added_field_hint(f) for f in changed if f not in old)
       raise WorkdirError(
           f"{workdir} holds a run with a different config (fields {changed}){renamed}; use a new "
           "--workdir or delete the old one")

@@ -166,6 +166,7 @@ def validate_study_fields(config) -> None:
                            allow_zero=True)
   for field in ("spare_first", "spare_last"):
     common.validate_choice(f"prune.{field}", p.get(field, False), (False, True))
+  common.validate_choice("fuse_masks", config.get("fuse_masks", True), (False, True))
   spare = p.get("spare", ())
   if isinstance(spare, str) or not all(isinstance(r, str) for r in spare):
     raise ValueError(f"config.prune.spare={spare!r} must be a tuple of regular expressions")
@@ -403,7 +404,8 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
   def step_fn(schedule_key, schedule):
     if schedule_key not in step_cache:
       step_cache[schedule_key] = jax.jit(
-          train_lib.make_train_step(loss_fn, tx, schedule, preprocess=preprocess))
+          train_lib.make_train_step(loss_fn, tx, schedule, preprocess=preprocess,
+                                    fuse_masks=config.get("fuse_masks", True)))
     return step_cache[schedule_key]
 
   masks = base_masks(config, state0.params)

@@ -80,3 +80,32 @@ def test_lenet_step_flops_by_hand():
   b = 128
   forward = 2 * b * (784 * 300 + 300 * 100 + 100 * 10)
   assert bench_step_costs.lenet_step_flops(b) == 2 * forward + 2 * b * (300 * 100 + 100 * 10)
+
+
+def test_paired_ratio_cancels_a_load_drift_shared_by_each_round():
+  import numpy as np
+  from bench import common
+  rng = np.random.default_rng(0)
+  load = 1 + 0.8 * np.sin(np.linspace(0, 6, 60)) ** 2  # the machine slows down and recovers
+  base = 0.1 * load * (1 + 0.01 * rng.standard_normal(60))
+  slower = 0.1 * 1.05 * load * (1 + 0.01 * rng.standard_normal(60))
+  median, low, high = common.paired_ratio(slower, base)
+  assert abs(median - 1.05) < 0.005 and low < 1.05 < high and high - low < 0.02
+  assert common.paired_ratio(slower, base) == (median, low, high)  # seeded resampling
+  with pytest.raises(ValueError, match="paired rounds"):
+    common.paired_ratio([1.0], [1.0])
+
+
+def test_measure_paired_runs_every_contender_once_per_round_in_varying_orders():
+  from bench import common
+  calls = []
+  runs = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b", "c")}
+  seconds = common.measure_paired(runs, steps=3, warmup=1, rounds=8)
+  assert {k: len(v) for k, v in seconds.items()} == {"a": 8, "b": 8, "c": 8}
+  assert calls[:3] == [("a", 1), ("b", 1), ("c", 1)]  # warmup
+  rounds = [tuple(name for name, _ in calls[3 + 3 * r:6 + 3 * r]) for r in range(8)]
+  assert all(sorted(r) == ["a", "b", "c"] for r in rounds) and len(set(rounds)) > 1
+  assert all(n == 3 for _, n in calls[3:])
+  with pytest.raises(SystemExit):
+    bench_step_costs.parse_args(["--models=mlp,resnet20", "--rounds=5,6,7"])
+  assert bench_step_costs.parse_args(["--rounds=30"]).rounds == {"mlp": 30, "resnet20": 30}

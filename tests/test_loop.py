@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from lipprune import train as T
@@ -319,7 +320,23 @@ def test_select_masks_equal_multiplied_masks_bit_for_bit():
     np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
 
 
-def test_fused_masks_keep_pruned_weights_zero_and_match_the_default():
+def test_masked_norm_is_the_norm_of_the_masked_tree():
+  rng = np.random.default_rng(3)
+  w, b = rng.normal(size=(30, 9)).astype(np.float32), rng.normal(size=9).astype(np.float32)
+  m = (rng.random((30, 9)) < 0.3).astype(np.float32)
+  tree, masks = {"w": jnp.asarray(w), "b": jnp.asarray(b)}, {"w": jnp.asarray(m), "b": None}
+  want = np.sqrt(np.sum(w.astype(np.float64) ** 2 * m) + np.sum(b.astype(np.float64) ** 2))
+  np.testing.assert_allclose(float(jax.jit(masking.masked_norm)(tree, masks)), want, rtol=1e-6)
+  np.testing.assert_allclose(float(masking.masked_norm(tree, None)),
+                             np.sqrt(np.sum(w.astype(np.float64) ** 2) + np.sum(b ** 2)), rtol=1e-6)
+  w[m == 0] = np.inf  # a pruned entry does not count, whatever it holds
+  np.testing.assert_allclose(float(masking.masked_norm({"w": jnp.asarray(w), "b": tree["b"]}, masks)),
+                             want, rtol=1e-6)
+
+
+def test_default_select_masks_keep_pruned_weights_zero_and_match_the_product_form():
+  # make_train_step's default (fuse_masks=True) masks the gradient with a select, fuse_masks=False
+  # with lipprune 0.1's product: same masked gradients, floats equal up to fused multiply-adds.
   data = blobs()
   model = Model(TinyMLP())
   tx = T.direction("sgd", momentum=0.9, weight_decay=0.1)
@@ -329,12 +346,27 @@ def test_fused_masks_keep_pruned_weights_zero_and_match_the_default():
   masks = jax.tree.map(lambda p: jnp.asarray(rng.random(p.shape) > 0.5, jnp.float32)
                        if p.ndim == 2 else None, params)
   state = T.TrainState.create(T.apply_masks(params, masks), ms, tx, masks=masks)
-  out = {}
+  out, metrics = {}, {}
   for fuse in (False, True):
-    step = jax.jit(T.make_train_step(T.cross_entropy(model), tx, sched, fuse_masks=fuse))
+    kwargs = {} if fuse else {"fuse_masks": False}
+    step = jax.jit(T.make_train_step(T.cross_entropy(model), tx, sched, **kwargs))
     out[fuse] = T.train(state, step, data, batch_size=16, num_steps=30, key=jax.random.key(2))
-  for m, p in zip(jax.tree.leaves(masks), jax.tree.leaves(
-      {k: {"kernel": v["kernel"]} for k, v in out[True].params.items()})):
-    assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
+    batch = {k: v[:16] for k, v in data.items()}
+    metrics[fuse] = step(state, batch, jax.random.key(5))[1]
+  assert float(metrics[True]["loss"]) == float(metrics[False]["loss"])
+  np.testing.assert_allclose(metrics[True]["grad_norm"], metrics[False]["grad_norm"], rtol=1e-6)
+  # ... the norm of the masked gradient, not of the whole one.
+  grads = jax.grad(lambda p: T.cross_entropy(model)(p, ms, batch, jax.random.key(5))[0])(
+      state.params)
+  assert float(metrics[True]["grad_norm"]) < 0.99 * float(optax.tree.norm(grads))
+  for fuse in (False, True):
+    for name, m in masks.items():
+      if m["kernel"] is None:
+        continue
+      alive = np.asarray(m["kernel"]) == 1
+      kernel = np.asarray(out[fuse].params[name]["kernel"])
+      start = np.asarray(state.params[name]["kernel"])
+      assert np.all(kernel[~alive] == 0)
+      assert np.mean(kernel[alive] != start[alive]) > 0.9  # the surviving weights trained
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                out[False].params, out[True].params)

@@ -77,6 +77,31 @@ def test_bookkeeping_fields_may_change_computed_fields_may_not(tmp_path):
                                    {"joint": {"data_dir": "b", "eta": 1}}) == []
 
 
+def test_workdir_from_before_an_added_field_resumes_only_with_its_old_value(tmp_path):
+  # A pruning workdir written before config.fuse_masks existed ran lipprune 0.1's masking: resuming
+  # it with the new default would mix two arithmetics in one study, so it is refused with the fix.
+  wd = str(tmp_path / "old")
+  os.makedirs(wd)
+  old = io._jsonable(_train_config())  # pylint: disable=protected-access
+  with open(os.path.join(wd, "config.json"), "w") as f:
+    json.dump(old, f)
+  new = _train_config()
+  new.fuse_masks = True
+  with pytest.raises(common.WorkdirError,
+                     match=r"\['fuse_masks'\]\) \(config.fuse_masks is new in lipprune 0.2.*"
+                           r"resume it with --config.fuse_masks=False\)"):
+    common.check_workdir(wd, new)
+  new.fuse_masks = False
+  common.check_workdir(wd, new)
+  # A config without the field (a job that does not mask) is not affected by it.
+  common.check_workdir(wd, _train_config())
+  # A workdir that records the field is compared as usual.
+  with open(os.path.join(wd, "config.json"), "w") as f:
+    json.dump({**old, "fuse_masks": True}, f)
+  with pytest.raises(common.WorkdirError, match=r"fields \['fuse_masks'\]\); use a new"):
+    common.check_workdir(wd, new)
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p: "", "--workdir is required"),
     (lambda p: (p / "f").write_text("x") and str(p / "f"), "is a file, not a directory"),

@@ -73,6 +73,10 @@ def get_config():
   # Retraining: t in epochs (default for every arm; an arm's '@t' overrides it).
   c.retrain_epochs = 30.0
   c.lr_rewind_reset_opt = False
+  # How masked steps mask the gradient (lipprune.train.make_train_step): True, a select XLA fuses
+  # (default since lipprune 0.2); False, lipprune 0.1's product, whose floats differ in the last
+  # bits: the studies in docs/ were run with it (experiments.reproduce pins it for them).
+  c.fuse_masks = True
   c.arms = ("global_magnitude:fine_tune", "global_magnitude:weight_rewind@22.5",
             "global_magnitude:lr_rewind", "random:lr_rewind",
             # Controls: Lottery Ticket rewinding to initialization, random reinitialization.

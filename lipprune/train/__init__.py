@@ -1,6 +1,6 @@
 """Functional training engine: state, pure steps, schedules, data parallelism, checkpoints."""
 from lipprune.train.losses import accuracy, cross_entropy, weighted_mean
-from lipprune.train.masking import apply_masks
+from lipprune.train.masking import apply_masks, masked_norm, select_masks
 from lipprune.train.optimizers import direction, schedule
 from lipprune.train.parallel import make_mesh, replicate, shard_batch
 from lipprune.train.state import TrainState
