@@ -46,8 +46,8 @@ LOCK_NAME = ".lock"
 
 def define_job_flags() -> None:
   """Defines ``--config`` (an ml_collections config file, ``--config.x=y`` overrides) and
-  ``--workdir``, once per process: jobs import each other's builders, and absl flags may be defined
-  only once."""
+  ``--workdir``, once per process: a job may import another (joint composes prune and robust), and
+  absl flags may be defined only once."""
   if "config" not in flags.FLAGS:
     config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                     lock_config=True)

@@ -58,8 +58,8 @@ import jax.numpy as jnp
 from absl import app, flags, logging
 
 from . import common
+from . import recipe
 from . import study
-from . import train as train_job
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import sparsity
@@ -119,7 +119,7 @@ def pruning_fractions(p) -> list[float]:
 
 
 def validate_config(config) -> list[Arm]:
-  train_job.validate_config(config)
+  recipe.validate_config(config)
   p = config.prune
   common.validate_choice("prune.mode", p.mode, MODES)
   common.validate_fraction("prune.fraction", p.fraction)
@@ -284,13 +284,13 @@ class SeedRun:
 
 def load_splits(config, prepare_data=None):
   """``(train, test, val)`` Datasets. ``prepare_data`` sees the whole test split, then
-  ``config.validation_size`` of its examples are held out exactly as `experiments.train.load_data`
+  ``config.validation_size`` of its examples are held out exactly as `experiments.recipe.load_data`
   holds them out (``val`` is ``None`` without a validation split)."""
   whole = config.copy_and_resolve_references()
   with whole.unlocked():
     whole.validation_size = 0
-  train_ds, test_ds = train_job.load_data(whole)
-  train_job.validate_data(config, train_ds, test_ds)
+  train_ds, test_ds = recipe.load_data(whole)
+  recipe.validate_data(config, train_ds, test_ds)
   if prepare_data is not None:
     train_ds, test_ds = prepare_data(train_ds, test_ds,
                                      jax.random.fold_in(jax.random.key(config.data_seed), 7))
@@ -395,7 +395,7 @@ def train_dense(s: Study, seed: int) -> SeedRun | None:
   config = s.config
   root = jax.random.key(seed)
   init_key, run_key, prune_key, reinit_key = jax.random.split(root, 4)
-  model, state0, tx, sched, num_steps = train_job.build(config, s.train_ds, init_key)
+  model, state0, tx, sched, num_steps = recipe.build(config, s.train_ds, init_key)
   loss_fn = (s.make_loss(model) if s.make_loss is not None else
              train_lib.cross_entropy(model, label_smoothing=config.get("label_smoothing", 0.0)))
   preprocess = augment_lib.make_augment(config.augment)

@@ -35,7 +35,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from . import common
-from . import train as train_job
+from . import recipe
 from lipprune import data as data_lib
 from lipprune import models
 from lipprune import plotting
@@ -176,7 +176,7 @@ def method_specs(config) -> list[str]:
 def validate_config(config) -> None:
   """Checks every name and value before any compute; errors name the field and allowed values.
   The training fields are those of experiments.train; the rest are the threat model's."""
-  train_job.validate_config(config)
+  recipe.validate_config(config)
   common.replicate_seeds(config)
   common.validate_positive("eval_max_examples", config.eval_max_examples, allow_zero=True,
                            integer=True)
@@ -368,7 +368,7 @@ def run(config, workdir: str) -> list[dict]:
   kwargs = common.data_kwargs(config)
   train_ds = data_lib.load(config.dataset, "train", **kwargs)
   test_ds = data_lib.load(config.dataset, "test", **kwargs)
-  train_job.validate_data(config, train_ds, test_ds)
+  recipe.validate_data(config, train_ds, test_ds)
   common.open_workdir(workdir, config)
   rows = []
   for spec in specs:
