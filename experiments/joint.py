@@ -33,7 +33,7 @@ from absl import app, flags
 
 from . import common
 from . import prune as prune_job
-from . import robust as robust_job
+from . import robust_specs
 from lipprune.fairness import bias as bias_lib
 from lipprune.fairness import losses as fair_losses
 from lipprune.fairness import metrics as fair_metrics
@@ -53,11 +53,11 @@ def validate_config(config) -> None:
   j = config.joint
   common.validate_choice("joint.kind", j.kind, KINDS)
   if j.kind == "robust":
-    robust_job.parse_method(j.method)
-    if robust_job.parse_spec(j.method)[2]:
+    robust_specs.parse_method(j.method)
+    if robust_specs.parse_spec(j.method)[2]:
       raise ValueError(f"config.joint.method={j.method!r}: the joint study trains with "
                        "config.learning_rate; drop the method's 'lr' key")
-    robust_job.validate_threat_model(config, [j.method])
+    robust_specs.validate_threat_model(config, [j.method])
   else:
     common.validate_choice("dataset", config.dataset, FAIR_DATASETS)
     common.validate_choice("joint.penalty", j.penalty, fair_losses.PENALTIES)
@@ -96,13 +96,13 @@ def hooks(config) -> dict:
   j = config.joint
   if j.kind == "robust":
     def make_loss(model):
-      return robust_job.build_loss(model, j.method, config)
+      return robust_specs.build_loss(model, j.method, config)
 
     def extra_eval(model, state, arrays, key):
       evaluate = robust_eval.make_robust_evaluator(
           model, num_classes=int(np.max(arrays["y"])) + 1, eps=config.eps, norm=config.norm,
           steps=config.eval_steps, restarts=config.eval_restarts, lip_steps=config.lip_steps,
-          lip_step_size=config.lip_step_size, box=robust_job.resolve_box(config),
+          lip_step_size=config.lip_step_size, box=robust_specs.resolve_box(config),
           batch_size=config.eval_batch_size)
       out = evaluate(state.params, state.model_state, arrays, key)
       return {"adv_accuracy": out["adv_accuracy"], "lipschitz": out["lipschitz"]}

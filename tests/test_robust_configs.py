@@ -3,7 +3,7 @@ robust-local-lipschitz at 656616a; each value's source is commented in the confi
 official learning rates translated to mean-reduced losses by lr x batch size (SGD)."""
 import pytest
 
-from experiments import robust
+from experiments import robust, robust_specs
 from experiments.configs import robust_cifar10_wrn, robust_mnist, robust_svhn_wrn
 
 # Fields every paper-scale config shares: official optimizer, threat-model and evaluation values.
@@ -23,8 +23,8 @@ def _check_common(config, dataset, model, augment, eps):
 
 
 def _lrs(config):
-  return {spec: pytest.approx(robust.method_learning_rate(spec, config))
-          for spec in robust.method_specs(config)}
+  return {spec: pytest.approx(robust_specs.method_learning_rate(spec, config))
+          for spec in robust_specs.method_specs(config)}
 
 
 @pytest.mark.parametrize("arg,model", [("cnn1", "yang_cnn1"), ("cnn2", "yang_cnn2")])

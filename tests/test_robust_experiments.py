@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import joint, robust, separation
+from experiments import joint, robust, robust_specs, separation
 from experiments.configs import joint_robust_digits, robust_digits_mlp, separation_digits
 from lipprune import data as data_lib
 from lipprune.train import io
@@ -105,7 +105,7 @@ def test_explicit_box_admits_unbounded_data_and_reaches_the_attacks(monkeypatch)
   config = _tiny_config()
   config.dataset, config.box, config.eps = "mnist1d", (-6.0, 5.0), 0.5
   robust.validate_config(config)
-  assert robust.resolve_box(config) == (-6.0, 5.0)
+  assert robust_specs.resolve_box(config) == (-6.0, 5.0)
   from lipprune import models
   from lipprune.robust import attacks
   seen = []
@@ -120,7 +120,7 @@ def test_explicit_box_admits_unbounded_data_and_reaches_the_attacks(monkeypatch)
   x = np.zeros((4, 40), np.float32)
   params, state = model.init(jax.random.key(0), x)
   for spec in ("trades:beta=1", "adversarial"):
-    robust.build_loss(model, spec, config)(params, state, {"x": x, "y": np.zeros(4, np.int32)},
+    robust_specs.build_loss(model, spec, config)(params, state, {"x": x, "y": np.zeros(4, np.int32)},
                                            jax.random.key(1))
   assert seen == [(-6.0, 5.0), (-6.0, 5.0)]
 
@@ -147,12 +147,12 @@ def test_joint_robust_part_checks_the_threat_model(tmp_path):
 
 
 def test_parse_method():
-  assert robust.parse_method("rst:lam=0.5") == ("rst", {"lam": 0.5})
+  assert robust_specs.parse_method("rst:lam=0.5") == ("rst", {"lam": 0.5})
   config = _tiny_config()
-  assert robust.parse_method("trades:beta=6:lr=0.5") == ("trades", {"beta": 6})
-  assert robust.method_learning_rate("trades:beta=6:lr=0.5", config) == 0.5
-  assert robust.method_learning_rate("trades:beta=6", config) == config.learning_rate
-  assert robust.parse_method("gradient_regularization:finite_difference=true:h=0.01") == (
+  assert robust_specs.parse_method("trades:beta=6:lr=0.5") == ("trades", {"beta": 6})
+  assert robust_specs.method_learning_rate("trades:beta=6:lr=0.5", config) == 0.5
+  assert robust_specs.method_learning_rate("trades:beta=6", config) == config.learning_rate
+  assert robust_specs.parse_method("gradient_regularization:finite_difference=true:h=0.01") == (
       "gradient_regularization", {"finite_difference": True, "h": 0.01})
 
 
