@@ -1,7 +1,7 @@
 r"""What a train step costs: masked against dense, and the MLP step against the machine's matmul
 rate.
 
-  python -m bench.bench_step_costs [--models=mlp,resnet20] [--rounds=100,20] [--clock=wall|cpu]
+  python -m bench.bench_step_costs [--models=mlp,resnet20] [--rounds=100,60] [--clock=wall|cpu]
 
 Masked overhead, as the training loop runs a step. The same lipprune step (cross-entropy, SGD
 momentum 0.9, weight decay 5e-4, cosine learning rate) runs as the loop's own compiled chunk
@@ -43,8 +43,9 @@ CONTENDERS = ("dense", "masked", "masked_product")
 
 
 def chunk_runs(name: str, *, seed: int = 0, density: float = 0.2):
-  """``({contender: run(n)}, steps per call)`` for model ``name``: ``run(n)`` runs the training
-  loop's compiled chunk ``n`` times, feeding each call's (donated) state to the next."""
+  """``({contender: run(n)}, plan)`` for model ``name``: ``run(n)`` runs the training loop's
+  compiled chunk (``plan.k`` steps, the loop's plan on this backend) ``n`` times, feeding each
+  call's (donated) state to the next."""
   import jax
   import jax.numpy as jnp
   from lipprune import models

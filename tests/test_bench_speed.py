@@ -109,3 +109,12 @@ def test_measure_paired_runs_every_contender_once_per_round_in_varying_orders():
   with pytest.raises(SystemExit):
     bench_step_costs.parse_args(["--models=mlp,resnet20", "--rounds=5,6,7"])
   assert bench_step_costs.parse_args(["--rounds=30"]).rounds == {"mlp": 30, "resnet20": 30}
+
+
+def test_step_cost_bench_times_the_loops_chunk_for_each_contender():
+  import math
+  row = bench_step_costs.bench_masks("mlp", rounds=2)
+  assert row["plan"] == "scan-16" and row["rounds"] == 2  # the loop's plan for dense nets on CPU
+  assert set(row["seconds"]) == set(bench_step_costs.CONTENDERS)
+  assert all(len(v) == 2 and min(v) > 0 for v in row["seconds"].values())
+  assert math.isfinite(row["masked_overhead"]) and row["masked_ci"].startswith("[")
