@@ -32,13 +32,12 @@ Layout (the jobs'): ``<workdir>/tb/<run>/`` with one run directory per seed / ar
 row. TensorBoard's run filter then selects a seed, an arm or a round by name.
 
 Paths are anything `etils.epath.Path` accepts (local or ``gs://...``): local files are appended to
-and replaced through a temporary file; an object store cannot append, so there the file is
-rewritten whole from the bytes this writer holds.
+and replaced through a temporary file (`io.write_bytes`); an object store cannot append, so there
+the file is rewritten whole from the bytes this writer holds.
 """
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import time
 from typing import Iterable, Mapping
@@ -128,30 +127,6 @@ def scalars_of(record: Mapping) -> dict[str, float]:
   return out
 
 
-def _path(directory, name: str):
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  return epath.Path(directory) / name
-
-
-def _replace(path, data: bytes) -> None:
-  """Writes ``data`` to ``path`` in one step: readers see the old file or the new one."""
-  if not io.is_local(os.fspath(path)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)  # an object store replaces an object atomically
-    return
-  path = os.fspath(path)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = os.path.join(os.path.dirname(path), f"{io.TEMP_PREFIX}{os.path.basename(path)}."
-                                            f"{os.getpid()}.{secrets.token_hex(4)}")
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def _file_bytes(events: Iterable[tuple[int, Mapping[str, float]]], wall_time: float) -> bytes:
   out = [frame(encode_event(wall_time, 0, file_version=FILE_VERSION))]
   out += [frame(encode_event(wall_time, step, scalars=values)) for step, values in events if values]
@@ -163,7 +138,7 @@ class RunEvents:
 
   def __init__(self, directory, first_step: int = 0):
     self.first_step = int(first_step)
-    self.path = _path(directory, f"events.out.tfevents.{self.first_step:010d}.{_SUFFIX}")
+    self.path = io.as_path(directory) / f"events.out.tfevents.{self.first_step:010d}.{_SUFFIX}"
     self._local = io.is_local(os.fspath(self.path))
     self._data = b""  # what the file holds, for object stores, which cannot append
 
@@ -172,7 +147,7 @@ class RunEvents:
     ``first_step``), dropping whatever an earlier attempt wrote."""
     events = [(self.first_step + int(r["step"]), scalars_of(r)) for r in records if "step" in r]
     self._data = _file_bytes(events, time.time())
-    _replace(self.path, self._data)
+    io.write_bytes(self.path, self._data)
 
   def add(self, step: int, values: Mapping) -> None:
     """Appends the scalars of one record at run step ``first_step + step``."""
@@ -182,7 +157,7 @@ class RunEvents:
     data = frame(encode_event(time.time(), self.first_step + int(step), scalars=scalars))
     if not self._local:
       self._data += data
-      _replace(self.path, self._data)
+      io.write_bytes(self.path, self._data)
       return
     with open(os.fspath(self.path), "ab") as f:
       f.write(data)
@@ -197,5 +172,5 @@ def write_scalars(directory, step: int, values: Mapping, name: str = "result",
   if jax.process_index() != 0:
     return
   scalars = {f"{name}/{k}": v for k, v in scalars_of(values).items() if k not in skip}
-  _replace(_path(directory, f"events.out.tfevents.{int(step):010d}.{name}.{_SUFFIX}"),
-           _file_bytes([(int(step), scalars)], time.time()))
+  io.write_bytes(io.as_path(directory) / f"events.out.tfevents.{int(step):010d}.{name}.{_SUFFIX}",
+                 _file_bytes([(int(step), scalars)], time.time()))
