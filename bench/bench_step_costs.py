@@ -100,8 +100,8 @@ def _runner(program, state, carry, data, idx, key, k):
 def bench_masks(name: str, *, rounds: int | None = None, clock=time.perf_counter) -> dict:
   runs, plan = chunk_runs(name)
   _, batch, calls, default_rounds = MODELS[name]
-  seconds = common.measure_paired(runs, steps=calls, warmup=2, rounds=rounds or default_rounds,
-                                  clock=clock)
+  seconds = common.measure_interleaved(runs, steps=calls, warmup=2,
+                                       repeats=rounds or default_rounds, clock=clock, shuffle_seed=0)
   d = seconds["dense"]
   row = {"model": name, "batch": batch, "plan": f"{plan.mode}-{plan.k}",
          "dense_ms": 1e3 * float(np.median(d)) / (calls * plan.k), "rounds": len(d),

@@ -64,40 +64,26 @@ def time_calls(run: Callable[[int], Any], *, steps: int, repeats: int,
 
 
 def measure_interleaved(runs: Mapping[str, Callable[[int], Any]], *, steps: int, warmup: int,
-                        repeats: int,
-                        clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+                        repeats: int, clock: Callable[[], float] = time.perf_counter,
+                        shuffle_seed: int | None = None) -> dict[str, list[float]]:
   """Warms each ``runs[name]`` up with ``warmup`` steps, then times ``repeats`` rounds.
 
   Each round times ``run(steps)`` once per contender, in the given order, so the contenders'
-  repeats alternate. Returns ``{name: [seconds of repeat r for r in range(repeats)]}``.
+  repeats alternate; with ``shuffle_seed`` in a new random order every round (so that none always
+  runs right after another), for `paired_ratio`. Returns ``{name: [seconds of repeat r for r in
+  range(repeats)]}``.
   """
-  if warmup < 0:
-    raise ValueError(f"warmup must be >= 0, got {warmup}")
-  for run in runs.values():
-    if warmup:
-      run(warmup)
-  seconds: dict[str, list[float]] = {name: [] for name in runs}
-  for _ in range(repeats):
-    for name, run in runs.items():
-      seconds[name].extend(time_calls(run, steps=steps, repeats=1, clock=clock))
-  return seconds
-
-
-def measure_paired(runs: Mapping[str, Callable[[int], Any]], *, steps: int, warmup: int,
-                   rounds: int, clock: Callable[[], float] = time.perf_counter,
-                   seed: int = 0) -> dict[str, list[float]]:
-  """`measure_interleaved` with the contenders in a new random order every round (so none always
-  runs right after another), for `paired_ratio`: ``{name: [seconds of round r]}``."""
-  if warmup < 0 or rounds < 1:
-    raise ValueError(f"warmup must be >= 0 and rounds >= 1, got warmup={warmup}, rounds={rounds}")
+  if warmup < 0 or repeats < 1:
+    raise ValueError(f"warmup must be >= 0 and repeats >= 1, got warmup={warmup}, "
+                     f"repeats={repeats}")
   for run in runs.values():
     if warmup:
       run(warmup)
   order = list(runs)
-  rng = np.random.default_rng(seed)
+  rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
   seconds: dict[str, list[float]] = {name: [] for name in runs}
-  for _ in range(rounds):
-    for i in rng.permutation(len(order)):
+  for _ in range(repeats):
+    for i in (range(len(order)) if rng is None else rng.permutation(len(order))):
       seconds[order[i]].extend(time_calls(runs[order[i]], steps=steps, repeats=1, clock=clock))
   return seconds
 

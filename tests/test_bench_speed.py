@@ -96,11 +96,11 @@ def test_paired_ratio_cancels_a_load_drift_shared_by_each_round():
     common.paired_ratio([1.0], [1.0])
 
 
-def test_measure_paired_runs_every_contender_once_per_round_in_varying_orders():
+def test_shuffled_rounds_run_every_contender_once_per_round_in_varying_orders():
   from bench import common
   calls = []
   runs = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b", "c")}
-  seconds = common.measure_paired(runs, steps=3, warmup=1, rounds=8)
+  seconds = common.measure_interleaved(runs, steps=3, warmup=1, repeats=8, shuffle_seed=0)
   assert {k: len(v) for k, v in seconds.items()} == {"a": 8, "b": 8, "c": 8}
   assert calls[:3] == [("a", 1), ("b", 1), ("c", 1)]  # warmup
   rounds = [tuple(name for name, _ in calls[3 + 3 * r:6 + 3 * r]) for r in range(8)]
