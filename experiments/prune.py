@@ -370,8 +370,13 @@ def _seed_dir(s: Study, seed: int) -> str:
   return os.path.join(s.workdir, f"seed_{seed}")
 
 
+def _round_path(arm: Arm, r: int) -> str:
+  """``<arm>/round_<r>``: where a round lives under its seed's workdir and its TensorBoard dir."""
+  return os.path.join(study.safe_name(arm.label), f"round_{r}")
+
+
 def _round_dir(s: Study, seed: int, arm: Arm, r: int) -> str:
-  return os.path.join(_seed_dir(s, seed), study.safe_name(arm.label), f"round_{r}")
+  return os.path.join(_seed_dir(s, seed), _round_path(arm, r))
 
 
 _ROW_IDS = ("seed", "round")  # a row's identifiers, not measurements: no TensorBoard scalar
@@ -493,8 +498,7 @@ def retrain(s: Study, seed_run: SeedRun, arm: Arm, prev, masks, r: int):
                            ckpt_dir=os.path.join(rdir, "ckpt"), num_steps=n, key=key,
                            name=f"seed{seed_run.seed}/{arm.label}/round{r}",
                            metrics_path=os.path.join(rdir, "metrics.jsonl"), **s.loop_kw(),
-                           summary_dir=_tb_dir(s, seed_run.seed, study.safe_name(arm.label),
-                                               f"round_{r}"))
+                           summary_dir=_tb_dir(s, seed_run.seed, _round_path(arm, r)))
   return (new if done else None), n
 
 
@@ -526,7 +530,7 @@ def record_round(s: Study, seed_run: SeedRun, arm: Arm, r: int, prev, new, masks
          **evaluate(s, seed_run, new, masks, jax.random.fold_in(seed_run.eval_key, r)),
          "pruned_test_accuracy": pruned["accuracy"],
          "retrain_steps": retrain_steps}
-  summary.write_scalars(_tb_dir(s, seed_run.seed, study.safe_name(arm.label), f"round_{r}"),
+  summary.write_scalars(_tb_dir(s, seed_run.seed, _round_path(arm, r)),
                         retrain_steps, row, skip=_ROW_IDS)
   io.write_json(result_path, row)
   logging.info("seed %d %s round %d: density %.4f test acc %.4f", seed_run.seed, arm.label, r,
