@@ -393,12 +393,9 @@ def joint_paired_control(run: str, control: str, rounds: tuple[int, ...],
 
 def _paired_cell(d: np.ndarray, digits: int) -> str:
   """'mean [95% Student-t interval]' of paired differences ``d`` (as study.paired_differences)."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  mean = float(d.mean())
-  if len(d) < 2:
-    return _mean_interval(mean, math.nan, math.nan, digits)
-  half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-  return _mean_interval(mean, mean - half, mean + half, digits)
+  from . import study  # pylint: disable=g-import-not-at-top
+  low, high = study.t_interval(d) or (math.nan, math.nan)
+  return _mean_interval(float(d.mean()), low, high, digits)
 
 
 def workdir_markdown(run: str, filename: str):

@@ -136,10 +136,20 @@ def parse_comparison(text: str) -> tuple[str, str]:
   return a.strip(), b.strip()
 
 
+def t_interval(d) -> tuple[float, float] | None:
+  """The 95% Student-t confidence interval ``(low, high)`` of the mean of ``d`` (n - 1 degrees of
+  freedom), or ``None`` for fewer than two values."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  d = np.asarray(d, np.float64)
+  if len(d) < 2:
+    return None
+  half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+  return float(d.mean()) - half, float(d.mean()) + half
+
+
 def paired_differences(rows: list[dict], comparisons, field: str = "test_accuracy") -> list[dict]:
   """Per comparison ``'a - b'`` and round: ``field`` of arm ``a`` minus arm ``b`` over the seeds
   both have, ``diff_mean``, ``diff_std``, ``ci95_low``, ``ci95_high`` (``None`` for one seed)."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
   value = {(r["arm"], r["round"], r["seed"]): r for r in rows}
   out = []
   for text in comparisons:
@@ -154,10 +164,10 @@ def paired_differences(rows: list[dict], comparisons, field: str = "test_accurac
              "compression_a": float(np.mean([value[(a, rnd, s)]["compression"] for s in seeds])),
              f"{field}_diff_mean": float(d.mean()), f"{field}_diff_std": None,
              "ci95_low": None, "ci95_high": None}
-      if len(seeds) > 1:
-        half = float(stats.t.ppf(0.975, len(seeds) - 1) * d.std(ddof=1) / np.sqrt(len(seeds)))
-        rec.update({f"{field}_diff_std": float(d.std(ddof=1)), "ci95_low": float(d.mean()) - half,
-                    "ci95_high": float(d.mean()) + half})
+      interval = t_interval(d)
+      if interval is not None:
+        rec.update({f"{field}_diff_std": float(d.std(ddof=1)), "ci95_low": interval[0],
+                    "ci95_high": interval[1]})
       out.append(rec)
   return out
 
